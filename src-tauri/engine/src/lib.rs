@@ -1,0 +1,237 @@
+//! The Stagehand engine: everything Stagehand does, with no Tauri and no HTTP in it.
+//!
+//! [`Engine::open`] brings up the store, the secret store and the streamer token; the HTTP
+//! server, the desktop shell and the command line all hold an [`Engine`] and call the same
+//! methods on it. Each capability (overlays, moderators, OBS, accounts, webhooks) adds a module
+//! here and methods on `Engine`.
+
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod logging;
+pub mod metrics;
+pub mod random;
+mod secret;
+pub mod secrets;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use secret::Secret;
+pub use stagehand_protocol as protocol;
+
+use crate::auth::{AuthError, LoginCodes, ensure_streamer_token};
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use crate::secrets::{SecretError, SecretStore};
+use crate::store::{Store, StoreError};
+
+/// Stagehand's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Errors of engine operations. The HTTP edge maps each variant to a status and stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Store problem.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Secret storage problem.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// Authentication refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Randomness unavailable.
+    #[error(transparent)]
+    Random(#[from] random::RandomError),
+    /// A blocking task failed.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+struct EngineInner {
+    config: Config,
+    store: Store,
+    secrets: Arc<dyn SecretStore>,
+    streamer_token: Secret,
+    login_codes: LoginCodes,
+    clock: Arc<dyn Clock>,
+    events: EventBus,
+    metrics: Metrics,
+    instance_id: String,
+    started_ms: i64,
+    started: std::time::Instant,
+}
+
+/// The running engine; cheap to clone, shared by every door into it.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.data_dir)
+            .field("instance", &self.inner.instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the store and returns it with this data directory's instance id (blocking).
+pub fn open_store_blocking(config: &Config) -> Result<(Store, String), EngineError> {
+    let store = Store::open_blocking(&config.database_path())?;
+    let instance = store.call_blocking(|conn| {
+        store::meta_get_or_insert(conn, "instance_id", || {
+            random::token(12).unwrap_or_else(|_| "default".into())
+        })
+    })?;
+    Ok((store, instance))
+}
+
+/// Opens the configured secret store for this data directory (blocking).
+pub fn open_secrets_blocking(
+    config: &Config,
+    instance: &str,
+) -> Result<Arc<dyn SecretStore>, EngineError> {
+    Ok(secrets::open(config, instance)?)
+}
+
+impl Engine {
+    /// Starts the engine: data dir, store (migrations, integrity check), secret store,
+    /// streamer token. Blocking work runs on the blocking pool.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
+        let started = std::time::Instant::now();
+        let cfg = config.clone();
+        let (store, instance_id, secrets, streamer_token) =
+            tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
+                let (store, instance) = open_store_blocking(&cfg)?;
+                let secrets = open_secrets_blocking(&cfg, &instance)?;
+                let token = ensure_streamer_token(secrets.as_ref())?;
+                Ok((store, instance, secrets, token))
+            })
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))??;
+        for warning in &config.warnings {
+            tracing::warn!(%warning, "configuration");
+        }
+        let metrics = Metrics::new();
+        metrics.gauge_set(
+            "stagehand_build_info",
+            "Stagehand build information.",
+            &[("version", VERSION)],
+            1.0,
+        );
+        let started_ms = clock.now_ms();
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                events: EventBus::new(256, Arc::clone(&clock)),
+                config,
+                store,
+                secrets,
+                streamer_token,
+                login_codes: LoginCodes::default(),
+                clock,
+                metrics,
+                instance_id,
+                started_ms,
+                started,
+            }),
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Now, by the engine's clock (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The data directory's instance id.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    /// Reads a secret on the blocking pool.
+    pub async fn secret_get(&self, name: &str) -> Result<Option<Secret>, EngineError> {
+        let secrets = Arc::clone(&self.inner.secrets);
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || secrets.get(&name))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Writes a secret on the blocking pool.
+    pub async fn secret_set(&self, name: &str, value: Secret) -> Result<(), EngineError> {
+        let secrets = Arc::clone(&self.inner.secrets);
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || secrets.set(&name, &value))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Deletes a secret on the blocking pool.
+    pub async fn secret_delete(&self, name: &str) -> Result<bool, EngineError> {
+        let secrets = Arc::clone(&self.inner.secrets);
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || secrets.delete(&name))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Whether the engine can serve: the store answers.
+    pub async fn ready(&self) -> Result<(), EngineError> {
+        self.store()
+            .call(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        Ok(())
+    }
+
+    /// What the home page and `GET /api/status` show.
+    pub fn status(&self, local_url: &str) -> protocol::EngineStatus {
+        protocol::EngineStatus {
+            version: VERSION.to_owned(),
+            data_dir: self.inner.config.data_dir.display().to_string(),
+            secret_backend: self.inner.secrets.kind().as_str().to_owned(),
+            secret_location: self.inner.secrets.location(),
+            started_at: rfc3339(self.inner.started_ms),
+            uptime_seconds: self.inner.started.elapsed().as_secs(),
+            local_url: local_url.to_owned(),
+            config_warnings: self.inner.config.warnings.clone(),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The one error type of the HTTP edge: every failure becomes
+//! `{"error":{"code":"...","message":"..."}}` with a fitting status.
+//!
+//! Handlers return `Result<_, ApiError>`; engine errors convert with `?`. Internal details are
+//! logged here, never sent: the client gets a stable code and a plain message.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use stagehand_engine::EngineError;
+use stagehand_engine::secrets::SecretError;
+use stagehand_protocol::ErrorBody;
+
+/// The stable code of an error response, attached to the response for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Plain message for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no credentials.
+    pub fn auth_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "auth_required",
+            "this endpoint needs the streamer token (x-streamer-token or Authorization: Bearer) or a signed-in session",
+        )
+    }
+
+    /// 401: credentials present but wrong.
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the token, code or session is not valid",
+        )
+    }
+
+    /// 404.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "nothing here")
+    }
+
+    fn internal(code: &'static str, err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(code, error = %err, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            "Stagehand hit an internal error; details are in its log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Auth(_) => Self::invalid_credentials(),
+            EngineError::Secret(SecretError::Unavailable { .. }) => {
+                tracing::error!(error = %err, "secret store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "secrets_unavailable",
+                    "the secret store cannot be reached; see `stagehand secrets doctor`",
+                )
+            }
+            EngineError::Secret(SecretError::InvalidName(_)) => {
+                Self::bad_request("invalid_secret_name", err.to_string())
+            }
+            EngineError::Store(ref e) => Self::internal("store_error", e),
+            other => Self::internal("internal_error", &other),
+        }
+    }
+}
+
+fn from_bytes_rejection(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than this endpoint accepts",
+        )
+    } else {
+        ApiError::bad_request("bad_body", rejection.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        from_bytes_rejection(&rejection)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::BytesRejection(b) => from_bytes_rejection(&b),
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ),
+            JsonRejection::JsonSyntaxError(e) => Self::bad_request("invalid_json", e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_fields",
+                e.body_text(),
+            ),
+            other => Self::bad_request("bad_body", other.body_text()),
+        }
+    }
+}

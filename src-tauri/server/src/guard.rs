@@ -1,0 +1,162 @@
+//! Browser-facing defences for a server on 127.0.0.1.
+//!
+//! * Host: only our own names (127.0.0.1, localhost, [::1] with our port, plus names added in
+//!   config) are served. A page on another site that rebinds its DNS name to 127.0.0.1 still
+//!   sends its own name as Host, and is refused here.
+//! * Origin: a state-changing request or WebSocket upgrade that comes from a foreign page
+//!   carries that page's Origin and is refused. In strict mode a browser request with no Origin
+//!   at all is refused too; API clients that authenticate with the token header are not
+//!   browsers (a page cannot set that header cross-origin without a CORS preflight, which we
+//!   never grant), so they pass.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The names and origins this server answers to.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    hosts: Vec<String>,
+    origins: Vec<String>,
+    strict_origin: bool,
+}
+
+impl Allowed {
+    /// Builds the allow lists for a server on `port`.
+    pub fn new(port: u16, extra_hosts: &[String], extra_origins: &[String], strict: bool) -> Self {
+        let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|h| format!("{h}:{port}"))
+            .collect();
+        for h in extra_hosts {
+            let h = h.trim().to_ascii_lowercase();
+            if h.is_empty() {
+                continue;
+            }
+            if !h.contains(':') || h.ends_with(']') {
+                hosts.push(format!("{h}:{port}"));
+            }
+            hosts.push(h);
+        }
+        let mut origins: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
+        origins.extend(
+            extra_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty()),
+        );
+        Self {
+            hosts,
+            origins,
+            strict_origin: strict,
+        }
+    }
+
+    /// Whether `host` (the Host header value) is ours.
+    pub fn host_ok(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.hosts.contains(&host)
+    }
+
+    /// Whether `origin` (the Origin header value) is ours or configured.
+    pub fn origin_ok(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        self.origins.contains(&origin)
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn has_token_header(headers: &HeaderMap) -> bool {
+    headers.contains_key("x-streamer-token") || headers.contains_key(header::AUTHORIZATION)
+}
+
+/// Refuses requests for foreign Host names and from foreign Origins.
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let allowed = &state.allowed;
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !host.is_some_and(|h| allowed.host_ok(h)) {
+        tracing::warn!(
+            host = host.unwrap_or("<none>"),
+            "refused a request for a foreign Host"
+        );
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            "this server only answers to its local address; add the name to server.allowed_hosts to allow it",
+        )
+        .into_response();
+    }
+    let writes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if writes || is_websocket_upgrade(headers) {
+        match headers
+            .get(header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or(""))
+        {
+            Some(origin) if !allowed.origin_ok(origin) => {
+                tracing::warn!(origin, "refused a request from a foreign Origin");
+                return ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "origin_not_allowed",
+                    "requests from other sites are not accepted; add the origin to security.allowed_origins to allow it",
+                )
+                .into_response();
+            }
+            None if allowed.strict_origin && !has_token_header(headers) => {
+                return ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "origin_required",
+                    "strict Origin checking is on and this request has no Origin header",
+                )
+                .into_response();
+            }
+            _ => {}
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_names_with_our_port_only() {
+        let a = Allowed::new(7420, &["Stream.LAN".into()], &[], false);
+        assert!(a.host_ok("127.0.0.1:7420"));
+        assert!(a.host_ok("LOCALHOST:7420"));
+        assert!(a.host_ok("[::1]:7420"));
+        assert!(a.host_ok("stream.lan:7420"));
+        assert!(a.host_ok("stream.lan"));
+        assert!(
+            !a.host_ok("127.0.0.1:7421"),
+            "another port is another server"
+        );
+        assert!(!a.host_ok("evil.example"));
+        assert!(!a.host_ok("127.0.0.1.evil.example:7420"));
+    }
+
+    #[test]
+    fn origins_are_ours_or_configured() {
+        let a = Allowed::new(7420, &[], &["https://Panel.example/".into()], false);
+        assert!(a.origin_ok("http://127.0.0.1:7420"));
+        assert!(a.origin_ok("http://localhost:7420/"));
+        assert!(a.origin_ok("https://panel.example"));
+        assert!(!a.origin_ok("null"));
+        assert!(!a.origin_ok("http://evil.example"));
+        assert!(!a.origin_ok("http://127.0.0.1:7420.evil.example"));
+    }
+}

@@ -1,0 +1,225 @@
+//! Stagehand's HTTP server on 127.0.0.1: the one door browsers, OBS, the desktop window and
+//! API clients use to reach the engine.
+//!
+//! [`router`] builds the whole app from an [`AppState`]; [`Server`] binds a listener and serves
+//! it until a shutdown future completes. Tests bind `127.0.0.1:0` and drive the real router.
+//! Every handler is thin: it checks who is calling, calls one engine method and maps the error.
+
+pub mod auth;
+pub mod error;
+pub mod guard;
+pub mod ratelimit;
+mod routes;
+mod ws;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use stagehand_engine::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::guard::Allowed;
+use crate::ratelimit::RateLimiter;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Host and Origin allow lists.
+    pub allowed: Arc<Allowed>,
+    /// Sign-in attempts per client.
+    pub login_limiter: Arc<RateLimiter>,
+    /// `http://127.0.0.1:{port}`.
+    pub local_url: String,
+    /// Flips to `true` when the server shuts down; long-lived sockets watch it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {reason}{hint}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error, in words.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Builds the app for an engine served at `addr`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.engine.config().security.json_body_limit_bytes;
+    Router::new()
+        .route("/", get(routes::home))
+        .route("/login", get(routes::login_page))
+        .route("/session", post(auth::login))
+        .route("/session/logout", post(auth::logout))
+        .route("/ui/{file}", get(routes::asset))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/api/status", get(routes::status))
+        .route("/api/audit", get(routes::audit))
+        .route("/ws/events", get(ws::events))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts and times every request by route template (never the raw path or query, which may
+/// carry keys or signatures), and logs it.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = response.status();
+    let metrics = state.engine.metrics();
+    metrics.counter_add(
+        "stagehand_http_requests_total",
+        "HTTP requests by route, method and status.",
+        &[
+            ("route", &route),
+            ("method", method.as_str()),
+            ("status", status.as_str()),
+        ],
+        1,
+    );
+    metrics.observe(
+        "stagehand_http_request_duration_seconds",
+        "HTTP request latency by route.",
+        &[("route", &route)],
+        elapsed,
+    );
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        metrics.counter_add(
+            "stagehand_http_errors_total",
+            "Error responses by stable error code.",
+            &[("code", code)],
+            1,
+        );
+    }
+    let ms = (elapsed * 100_000.0).round() / 100.0;
+    let code = status.as_u16();
+    if status.is_server_error() {
+        tracing::warn!(method = %method, route = %route, status = code, ms, "request");
+    } else if status.is_client_error() {
+        tracing::info!(method = %method, route = %route, status = code, ms, "request");
+    } else {
+        tracing::debug!(method = %method, route = %route, status = code, ms, "request");
+    }
+    response
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Binds 127.0.0.1 on the configured port.
+    pub async fn bind_configured(engine: Engine) -> Result<Self, ServerError> {
+        let port = engine.config().server.port;
+        Self::bind(engine, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+    }
+
+    /// Binds `addr` (tests use `127.0.0.1:0`).
+    pub async fn bind(engine: Engine, addr: SocketAddr) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServerError::Bind {
+                addr,
+                hint: if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (is Stagehand already running? Stop it, or pick another port: --port, \
+                 STAGEHAND_PORT or server.port in config.toml)"
+                } else {
+                    ""
+                },
+                reason: e.to_string(),
+            })?;
+        let local = listener.local_addr()?;
+        let config = engine.config();
+        let allowed = Allowed::new(
+            local.port(),
+            &config.server.allowed_hosts,
+            &config.security.allowed_origins,
+            config.security.strict_origin,
+        );
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            login_limiter: Arc::new(RateLimiter::new(config.security.login_attempts_per_minute)),
+            allowed: Arc::new(allowed),
+            local_url: format!("http://127.0.0.1:{}", local.port()),
+            shutdown: shutdown_rx,
+            engine,
+        };
+        Ok(Self {
+            listener,
+            state,
+            shutdown_tx,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn local_url(&self) -> String {
+        self.state.local_url.clone()
+    }
+
+    /// Serves until `shutdown` completes, then closes sockets and finishes in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = router(self.state);
+        let tx = self.shutdown_tx;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! Routes that are neither sign-in nor sockets: probes, metrics, status, audit, and pages.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Streamer;
+use crate::error::ApiError;
+
+/// `GET /healthz` — the process answers.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz` — the engine can serve (the store answers).
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.engine.ready().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the store is not answering",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// `GET /metrics` — Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    engine.metrics().gauge_set(
+        "stagehand_uptime_seconds",
+        "Seconds since the engine started.",
+        &[],
+        engine.status(&state.local_url).uptime_seconds as f64,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        engine.metrics().render(),
+    )
+        .into_response()
+}
+
+/// `GET /api/status` — what the home page shows, as JSON.
+pub async fn status(
+    _: Streamer,
+    State(state): State<AppState>,
+) -> Json<stagehand_protocol::EngineStatus> {
+    Json(state.engine.status(&state.local_url))
+}
+
+/// Query of `GET /api/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+/// `GET /api/audit?limit=&before=` — newest first.
+pub async fn audit(
+    _: Streamer,
+    State(state): State<AppState>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let entries = state
+        .engine
+        .audit_list(q.limit.unwrap_or(100), q.before)
+        .await?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
+}
+
+/// `GET /` — the home page, or a redirect to sign in.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !Streamer::signed_in(&headers, &state).await {
+        return Redirect::to("/login").into_response();
+    }
+    Html(stagehand_ui::home_page(
+        &state.engine.status(&state.local_url),
+    ))
+    .into_response()
+}
+
+/// `GET /login` — the sign-in page.
+pub async fn login_page() -> Html<String> {
+    Html(stagehand_ui::login_page(None))
+}
+
+/// `GET /ui/{file}` — the UI's stylesheet and scripts, compiled into the binary.
+pub async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "style.css" => (stagehand_ui::STYLE_CSS, "text/css; charset=utf-8"),
+        "login.js" => (stagehand_ui::LOGIN_JS, "text/javascript; charset=utf-8"),
+        "home.js" => (stagehand_ui::HOME_JS, "text/javascript; charset=utf-8"),
+        _ => return ApiError::not_found().into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,10 @@
+//! Stagehand's integration tests: one binary, one module per capability, shared `support`.
+
+#![allow(missing_docs)]
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod guards;
+mod persistence;
+mod probes;
+mod secrets;

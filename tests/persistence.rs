@@ -1,0 +1,105 @@
+//! What is written survives a restart; migrations are idempotent.
+
+use stagehand_engine::audit::{AuditEntry, Outcome};
+use support::{Options, TestApp};
+
+#[tokio::test]
+async fn data_written_before_a_restart_is_there_after_it() {
+    let app = TestApp::start().await;
+    let token = app.token.clone();
+    app.engine
+        .audit(AuditEntry::new("streamer", "test.marker", Outcome::Ok).target("before-restart"))
+        .await
+        .unwrap();
+    let signed_in = app
+        .post("/session")
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let version_before = app.engine.store().schema_version().await.unwrap();
+
+    let app = app.restart(Options::default()).await;
+    assert_eq!(
+        app.token, token,
+        "the streamer token is kept in the secret store"
+    );
+    assert_eq!(
+        app.engine.store().schema_version().await.unwrap(),
+        version_before,
+        "reopening runs no migration again"
+    );
+    let entries: serde_json::Value = app
+        .get_as_streamer("/api/audit")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = entries["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "test.marker" && e["target"] == "before-restart"),
+        "{entries:?}"
+    );
+    assert_eq!(
+        app.get("/")
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "panel sessions live in SQLite and survive a restart"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_newest_first() {
+    let app = TestApp::start().await;
+    for i in 0..5 {
+        app.engine
+            .audit(AuditEntry::new("system", "test.page", Outcome::Ok).target(i.to_string()))
+            .await
+            .unwrap();
+    }
+    let first: serde_json::Value = app
+        .get_as_streamer("/api/audit?limit=2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = first["entries"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0]["target"], "4");
+    let before = first[1]["id"].as_i64().unwrap();
+    let next: serde_json::Value = app
+        .get_as_streamer(&format!("/api/audit?limit=2&before={before}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["entries"][0]["target"], "2");
+    let bad = app
+        .get_as_streamer("/api/audit?limit=lots")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        support::error_code(bad).await,
+        (400, "invalid_query".into())
+    );
+}

@@ -1,0 +1,221 @@
+//! Shared support for Stagehand's integration tests: a real engine and server on
+//! `127.0.0.1:0` over a real SQLite file in a temp dir, a client, and captured logs.
+//!
+//! Later capabilities add their fakes here (OBS, OAuth providers, relay peers).
+
+#![allow(missing_docs)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use stagehand_engine::clock::{Clock, SystemClock};
+use stagehand_engine::config::{Config, ConfigSources};
+use stagehand_engine::{Engine, EngineError};
+use stagehand_server::Server;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Everything every test process logs, at TRACE level, for leak checks.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs (once) a global subscriber capturing all logs, and returns the capture.
+pub fn logs() -> CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let buf = Arc::clone(&logs.0);
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(Arc::clone(&buf)))
+            .try_init();
+        logs
+    })
+    .clone()
+}
+
+/// How to start a test app.
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: vec![("STAGEHAND_SECRETS".into(), "file".into())],
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// A running engine + server on 127.0.0.1:0.
+pub struct TestApp {
+    pub engine: Engine,
+    pub addr: SocketAddr,
+    pub url: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub fn config_for(dir: &Path, env: &[(String, String)]) -> Result<Config, EngineError> {
+    Ok(Config::load(&ConfigSources {
+        data_dir: Some(dir.to_path_buf()),
+        env: env.to_vec(),
+        ..ConfigSources::default()
+    })?)
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let mut app = Self::start_in(&dir, options)
+            .await
+            .expect("test app starts");
+        app._temp = Some(temp);
+        app
+    }
+
+    /// Starts on an existing data dir (for restarts).
+    pub async fn start_in(dir: &Path, options: Options) -> Result<Self, EngineError> {
+        logs();
+        let config = config_for(dir, &options.env)?;
+        let engine = Engine::open(config, options.clock).await?;
+        let server = Server::bind(engine.clone(), "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("binds 127.0.0.1:0");
+        let addr = server.local_addr();
+        let url = server.local_url();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if let Err(e) = server
+                .serve(async {
+                    let _ = stopped.await;
+                })
+                .await
+            {
+                panic!("server failed: {e}");
+            }
+        });
+        let token = engine
+            .secret_get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
+            .await?
+            .expect("the engine creates a streamer token at start")
+            .expose()
+            .to_owned();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Ok(Self {
+            engine,
+            addr,
+            url,
+            token,
+            client,
+            data_dir: dir.to_path_buf(),
+            _temp: None,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.at(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.at(path))
+    }
+
+    /// A GET with the streamer token.
+    pub fn get_as_streamer(&self, path: &str) -> reqwest::RequestBuilder {
+        self.get(path).header("x-streamer-token", &self.token)
+    }
+
+    /// Stops the server and waits for it to finish; the data dir stays.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+    }
+
+    /// Stops, then starts a new engine and server on the same data dir.
+    pub async fn restart(mut self, options: Options) -> Self {
+        self.stop().await;
+        let temp = self._temp.take();
+        let dir = self.data_dir.clone();
+        drop(self);
+        let mut next = Self::start_in(&dir, options).await.expect("restarts");
+        next._temp = temp;
+        next
+    }
+}
+
+/// Reads the error code out of an error response.
+pub async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("error bodies are JSON");
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or("<no code>")
+        .to_owned();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "every error carries a message: {body}"
+    );
+    (status, code)
+}
