@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod browser;
 mod guards;
+mod overlays;
 mod persistence;
 mod probes;
 mod secrets;

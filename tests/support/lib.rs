@@ -219,3 +219,72 @@ pub async fn error_code(response: reqwest::Response) -> (u16, String) {
     );
     (status, code)
 }
+
+/// Headless Chromium, driven by `tests/browser/overlay-driver.mjs` over stdin/stdout lines.
+pub struct Browser {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Browser {
+    /// Starts the driver (needs `npm ci` in tests/browser and Debian's chromium; `scripts/test`
+    /// installs both).
+    pub async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+        assert!(
+            dir.join("node_modules/playwright-core").exists(),
+            "playwright-core is missing: run scripts/test (it runs `npm ci` in tests/browser)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join("overlay-driver.mjs"))
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs (scripts/setup test installs it)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends one command and returns its result; panics on `ok: false`.
+    pub async fn cmd(&mut self, command: serde_json::Value) -> serde_json::Value {
+        let result = self.try_cmd(command.clone()).await;
+        assert_eq!(
+            result["ok"], true,
+            "browser command {command} failed: {result}"
+        );
+        result
+    }
+
+    /// Sends one command and returns its result, failed or not.
+    pub async fn try_cmd(&mut self, command: serde_json::Value) -> serde_json::Value {
+        use tokio::io::AsyncWriteExt;
+        let line = format!("{command}\n");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("driver stdin");
+        self.stdin.flush().await.expect("driver stdin");
+        let reply = self
+            .stdout
+            .next_line()
+            .await
+            .expect("driver stdout")
+            .expect("the driver answers every command");
+        serde_json::from_str(&reply).expect("the driver answers in JSON")
+    }
+
+    /// Closes the browser.
+    pub async fn quit(mut self) {
+        let _ = self.try_cmd(serde_json::json!({"cmd": "quit"})).await;
+        let _ = self.child.wait().await;
+    }
+}

@@ -115,6 +115,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Logs.
     pub logging: LoggingConfig,
+    /// Quotas.
+    pub limits: LimitsConfig,
     /// Resolved data directory (not a config key).
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -183,6 +185,18 @@ pub struct SecretsConfig {
     pub backend: SecretBackendKind,
     /// Key file for the file backend (empty: `<data dir>/secrets.key`).
     pub key_file: String,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most overlays at once.
+    pub overlays: u32,
+    /// Most layers in one scene.
+    pub scene_layers: usize,
+    /// Queue length of one overlay page.
+    pub overlay_page_queue: usize,
 }
 
 /// Log output format on stderr.
@@ -291,6 +305,11 @@ impl Config {
         if self.security.json_body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "security.json_body_limit_bytes must be at least 1024".into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.limits.overlay_page_queue) {
+            return Err(ConfigError::Invalid(
+                "limits.overlay_page_queue must be between 1 and 65536".into(),
             ));
         }
         if self.security.login_attempts_per_minute == 0 {

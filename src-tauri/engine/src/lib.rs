@@ -12,6 +12,7 @@ pub mod config;
 pub mod events;
 pub mod logging;
 pub mod metrics;
+pub mod overlays;
 pub mod random;
 mod secret;
 pub mod secrets;
@@ -52,6 +53,9 @@ pub enum EngineError {
     /// Randomness unavailable.
     #[error(transparent)]
     Random(#[from] random::RandomError),
+    /// Overlay operation refused.
+    #[error(transparent)]
+    Overlay(#[from] overlays::OverlayError),
     /// A blocking task failed.
     #[error("background task failed: {0}")]
     Task(String),
@@ -67,6 +71,10 @@ struct EngineInner {
     events: EventBus,
     metrics: Metrics,
     instance_id: String,
+    overlay_key: std::sync::RwLock<Secret>,
+    overlay_hub: overlays::hub::OverlayHub,
+    overlay_published: std::sync::Mutex<overlays::Published>,
+    overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     started_ms: i64,
     started: std::time::Instant,
 }
@@ -111,12 +119,13 @@ impl Engine {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let started = std::time::Instant::now();
         let cfg = config.clone();
-        let (store, instance_id, secrets, streamer_token) =
+        let (store, instance_id, secrets, streamer_token, overlay_key) =
             tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
                 let (store, instance) = open_store_blocking(&cfg)?;
                 let secrets = open_secrets_blocking(&cfg, &instance)?;
                 let token = ensure_streamer_token(secrets.as_ref())?;
-                Ok((store, instance, secrets, token))
+                let overlay_key = overlays::ensure_signing_key(secrets.as_ref())?;
+                Ok((store, instance, secrets, token, overlay_key))
             })
             .await
             .map_err(|e| EngineError::Task(e.to_string()))??;
@@ -131,6 +140,7 @@ impl Engine {
             1.0,
         );
         let started_ms = clock.now_ms();
+        let page_queue = config.limits.overlay_page_queue;
         Ok(Self {
             inner: Arc::new(EngineInner {
                 events: EventBus::new(256, Arc::clone(&clock)),
@@ -142,6 +152,10 @@ impl Engine {
                 clock,
                 metrics,
                 instance_id,
+                overlay_key: std::sync::RwLock::new(overlay_key),
+                overlay_hub: overlays::hub::OverlayHub::new(page_queue),
+                overlay_published: std::sync::Mutex::default(),
+                overlay_latencies: std::sync::Mutex::default(),
                 started_ms,
                 started,
             }),

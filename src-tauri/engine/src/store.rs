@@ -13,8 +13,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The migrations, in order. Append only.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "overlays",
+        include_str!("../migrations/0002_overlays.sql"),
+    ),
+];
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation, safe to show (never contains secrets or internals).
     pub message: String,
+    /// Machine-readable extras for some codes (e.g. `currentVersion` on `version_conflict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ErrorBody {
@@ -32,6 +35,7 @@ impl ErrorBody {
             error: ErrorDetail {
                 code: code.into(),
                 message: message.into(),
+                details: None,
             },
         }
     }

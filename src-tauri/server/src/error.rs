@@ -9,6 +9,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stagehand_engine::EngineError;
+use stagehand_engine::overlays::OverlayError;
 use stagehand_engine::secrets::SecretError;
 use stagehand_protocol::ErrorBody;
 
@@ -25,6 +26,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Plain message for people.
     pub message: String,
+    /// Machine-readable extras.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -34,7 +37,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Adds machine-readable details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     /// 400 with a code.
@@ -77,8 +87,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        let mut body = ErrorBody::new(self.code, self.message);
+        body.error.details = self.details;
+        let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(self.code));
         response
     }
@@ -99,8 +110,32 @@ impl From<EngineError> for ApiError {
             EngineError::Secret(SecretError::InvalidName(_)) => {
                 Self::bad_request("invalid_secret_name", err.to_string())
             }
+            EngineError::Overlay(e) => overlay_error(e),
             EngineError::Store(ref e) => Self::internal("store_error", e),
             other => Self::internal("internal_error", &other),
+        }
+    }
+}
+
+fn overlay_error(err: OverlayError) -> ApiError {
+    let message = err.to_string();
+    match err {
+        OverlayError::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "overlay_not_found", message)
+        }
+        OverlayError::LimitReached { limit } => {
+            ApiError::new(StatusCode::FORBIDDEN, "overlay_limit_reached", message)
+                .with_details(serde_json::json!({ "limit": limit }))
+        }
+        OverlayError::Invalid(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
+        }
+        OverlayError::Conflict { current, .. } => {
+            ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
+                .with_details(serde_json::json!({ "currentVersion": current }))
+        }
+        OverlayError::LinkRefused(_) => {
+            ApiError::new(StatusCode::FORBIDDEN, "overlay_link_invalid", message)
         }
     }
 }

@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod error;
 pub mod guard;
+mod overlay_socket;
+mod overlays;
 pub mod ratelimit;
 mod routes;
 mod ws;
@@ -22,6 +24,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use stagehand_engine::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +32,9 @@ use tokio::sync::watch;
 use crate::error::{ApiError, ErrorCode};
 use crate::guard::Allowed;
 use crate::ratelimit::RateLimiter;
+
+/// Kernel send buffer per connection.
+const SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -78,6 +84,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status", get(routes::status))
         .route("/api/audit", get(routes::audit))
         .route("/ws/events", get(ws::events))
+        .route("/overlays", get(overlays::list).post(overlays::create))
+        .route(
+            "/overlays/{id}",
+            get(overlays::get_one)
+                .patch(overlays::update)
+                .delete(overlays::delete),
+        )
+        .route("/api/overlays/rotate-key", post(overlays::rotate_key))
+        .route(
+            "/api/overlays/{id}/scene",
+            get(overlays::scene_get).put(overlays::scene_put),
+        )
+        .route("/api/alerts", post(overlays::alert))
+        .route("/api/metrics/realtime", get(overlays::realtime))
+        .route("/o/{id}", get(overlays::page))
+        .route("/overlay-assets/{file}", get(overlays::asset))
+        .route("/ws/overlay/{id}", get(overlay_socket::upgrade))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -205,14 +228,22 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then closes sockets and finishes in-flight requests.
+    ///
+    /// Accepted connections get TCP_NODELAY (overlay messages are small and latency-bound) and
+    /// a bounded kernel send buffer, so a page that stops reading backs up into its own queue,
+    /// where the hub notices it, instead of into megabytes of kernel memory.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let app = router(self.state);
         let tx = self.shutdown_tx;
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER_BYTES);
+        });
         axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

@@ -1,0 +1,687 @@
+//! Overlays: what OBS shows on top of the stream.
+//!
+//! An overlay has a name, a size and a scene. OBS loads it from a signed link,
+//! `/o/{id}?sig=...[&exp=...]`: OBS cannot send headers, so the link itself is the credential.
+//! The signature is HMAC-SHA256 over the overlay id and expiry with a key kept in the secret
+//! store; rotating the key invalidates every link at once. Scene saves are versioned: an editor
+//! saves against the version it started from, and a stale base is refused. Every change is
+//! pushed to the overlay's connected pages through the [`hub::OverlayHub`].
+
+pub mod hub;
+pub mod scene;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use sha2::Sha256;
+
+pub use scene::{Layer, LayerKind, Scene};
+
+use crate::clock::rfc3339;
+use crate::store::StoreError;
+use crate::{Engine, EngineError, Secret};
+use hub::CloseReason;
+
+/// Name of the link-signing key in the secret store.
+pub const SIGNING_KEY_SECRET: &str = "overlay-signing-key";
+
+/// Errors of overlay operations.
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    /// No overlay with that id.
+    #[error("no overlay with that id")]
+    NotFound,
+    /// The configured number of overlays exists already.
+    #[error(
+        "you already have {limit} overlays, the most allowed (limits.overlays); delete one first"
+    )]
+    LimitReached {
+        /// The limit.
+        limit: u32,
+    },
+    /// A field is missing or out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The scene changed since the editor's base version.
+    #[error("the scene is at version {current}, not {base}; reload it and apply the edit again")]
+    Conflict {
+        /// The version the editor started from.
+        base: i64,
+        /// The version now stored.
+        current: i64,
+    },
+    /// The link's signature is missing, forged, expired or for a deleted overlay.
+    #[error("this overlay link is not valid ({0}); copy the link again from Stagehand")]
+    LinkRefused(&'static str),
+}
+
+/// An overlay, as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Overlay {
+    /// Id (`ov_` + 16 characters).
+    pub overlay_id: String,
+    /// Name shown to the streamer.
+    pub name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Current scene version.
+    pub version: i64,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A scene with its version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionedScene {
+    /// Version; increases on every save.
+    pub version: i64,
+    /// The scene.
+    pub scene: Scene,
+}
+
+/// What to change on an overlay.
+#[derive(Debug, Clone, Default)]
+pub struct OverlayChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New width.
+    pub width: Option<u32>,
+    /// New height.
+    pub height: Option<u32>,
+}
+
+/// An alert to show.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRequest {
+    /// Only this overlay; all overlays when absent.
+    #[serde(rename = "overlayId")]
+    pub overlay_id: Option<String>,
+    /// `follow`, `sub`, `raid`, `tradingview`, … (1-32 of a-z 0-9 _ -).
+    pub kind: String,
+    /// Headline.
+    pub title: String,
+    /// Body text.
+    #[serde(default)]
+    pub message: String,
+    /// Picture URL.
+    pub image: Option<String>,
+    /// Sound URL.
+    pub sound: Option<String>,
+    /// How long it shows (500-60000 ms, default 5000).
+    pub duration_ms: Option<u32>,
+}
+
+/// Result of sending to pages.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Id of what was sent.
+    pub id: String,
+    /// Pages it was queued for.
+    pub pages: usize,
+}
+
+fn check_name(name: &str) -> Result<String, OverlayError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(OverlayError::Invalid(
+            "name must be 1-100 characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_size(what: &str, value: u32) -> Result<u32, OverlayError> {
+    if (16..=7680).contains(&value) {
+        Ok(value)
+    } else {
+        Err(OverlayError::Invalid(format!(
+            "{what} must be between 16 and 7680 pixels"
+        )))
+    }
+}
+
+fn check_overlay_id(id: &str) -> Result<(), OverlayError> {
+    let ok = id.len() <= 40
+        && id.starts_with("ov_")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(OverlayError::NotFound)
+    }
+}
+
+fn row_to_overlay(r: &rusqlite::Row<'_>) -> rusqlite::Result<Overlay> {
+    Ok(Overlay {
+        overlay_id: r.get(0)?,
+        name: r.get(1)?,
+        width: r.get(2)?,
+        height: r.get(3)?,
+        version: r.get(4)?,
+        created_at: rfc3339(r.get(5)?),
+        updated_at: rfc3339(r.get(6)?),
+    })
+}
+
+const SELECT_OVERLAY: &str =
+    "SELECT o.id, o.name, o.width, o.height, s.version, o.created_ms, o.updated_ms
+     FROM overlays o JOIN scenes s ON s.overlay_id = o.id";
+
+/// Signature of a link to `overlay_id` expiring at `exp` (Unix seconds, 0 = never).
+fn sign(key: &Secret, overlay_id: &str, exp: u64) -> String {
+    URL_SAFE_NO_PAD.encode(mac_for(key, overlay_id, exp).finalize().into_bytes())
+}
+
+fn mac_for(key: &Secret, overlay_id: &str, exp: u64) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose().as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(format!("stagehand-overlay/v1\n{overlay_id}\n{exp}").as_bytes());
+    mac
+}
+
+/// Loads the signing key, creating it on first use (blocking).
+pub(crate) fn ensure_signing_key(
+    secrets: &dyn crate::secrets::SecretStore,
+) -> Result<Secret, EngineError> {
+    if let Some(key) = secrets.get(SIGNING_KEY_SECRET)? {
+        return Ok(key);
+    }
+    let key = Secret::new(crate::random::token(32)?);
+    secrets.set(SIGNING_KEY_SECRET, &key)?;
+    Ok(key)
+}
+
+impl Engine {
+    fn signing_key(&self) -> Secret {
+        self.inner
+            .overlay_key
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The path and query of a signed link (`/o/{id}?sig=...[&exp=...]`).
+    pub fn overlay_link_path(&self, overlay_id: &str, expires_unix: Option<u64>) -> String {
+        let exp = expires_unix.unwrap_or(0);
+        let sig = sign(&self.signing_key(), overlay_id, exp);
+        if exp == 0 {
+            format!("/o/{overlay_id}?sig={sig}")
+        } else {
+            format!("/o/{overlay_id}?sig={sig}&exp={exp}")
+        }
+    }
+
+    /// Checks a link's signature (constant time), expiry and that the overlay still exists.
+    pub async fn verify_overlay_link(
+        &self,
+        overlay_id: &str,
+        sig: Option<&str>,
+        exp: Option<&str>,
+    ) -> Result<Overlay, EngineError> {
+        let sig = sig.ok_or(OverlayError::LinkRefused("no signature"))?;
+        let exp: u64 = match exp {
+            None => 0,
+            Some(e) => e
+                .parse()
+                .map_err(|_| OverlayError::LinkRefused("bad expiry"))?,
+        };
+        let given = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| OverlayError::LinkRefused("forged signature"))?;
+        mac_for(&self.signing_key(), overlay_id, exp)
+            .verify_slice(&given)
+            .map_err(|_| OverlayError::LinkRefused("forged signature"))?;
+        if exp != 0 && u64::try_from(self.now_ms() / 1000).unwrap_or(0) >= exp {
+            return Err(OverlayError::LinkRefused("expired").into());
+        }
+        match self.overlay_get(overlay_id).await {
+            Ok(overlay) => Ok(overlay),
+            Err(EngineError::Overlay(OverlayError::NotFound)) => {
+                Err(OverlayError::LinkRefused("overlay deleted").into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the signing key: every existing link stops working, open pages are closed.
+    pub async fn rotate_overlay_key(&self) -> Result<(), EngineError> {
+        let key = Secret::new(crate::random::token(32)?);
+        self.secret_set(SIGNING_KEY_SECRET, key.clone()).await?;
+        *self
+            .inner
+            .overlay_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = key;
+        self.inner.overlay_hub.close_all(CloseReason {
+            code: 4403,
+            reason: "overlay links were rotated",
+        });
+        Ok(())
+    }
+
+    /// Creates an overlay with an empty scene (version 1).
+    pub async fn overlay_create(
+        &self,
+        name: &str,
+        width: Option<u32>,
+        height: Option<u32>,
+    ) -> Result<Overlay, EngineError> {
+        let name = check_name(name)?;
+        let width = check_size("width", width.unwrap_or(1920))?;
+        let height = check_size("height", height.unwrap_or(1080))?;
+        let id = format!("ov_{}", crate::random::token(12)?);
+        let limit = self.config().limits.overlays;
+        let now = self.now_ms();
+        let empty = serde_json::to_string(&Scene::default())
+            .map_err(|e| EngineError::Task(e.to_string()))?;
+        let created = id.clone();
+        self.store()
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let count: u32 = tx.query_row("SELECT COUNT(*) FROM overlays", [], |r| r.get(0))?;
+                if count >= limit {
+                    return Ok(Err(OverlayError::LimitReached { limit }));
+                }
+                tx.execute(
+                    "INSERT INTO overlays (id, name, width, height, created_ms, updated_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![created, name, width, height, now],
+                )?;
+                tx.execute(
+                    "INSERT INTO scenes (overlay_id, version, scene, updated_ms) VALUES (?1, 1, ?2, ?3)",
+                    params![created, empty, now],
+                )?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await??;
+        self.overlay_get(&id).await
+    }
+
+    /// All overlays, oldest first.
+    pub async fn overlay_list(&self) -> Result<Vec<Overlay>, EngineError> {
+        Ok(self
+            .store()
+            .call(|conn| {
+                let mut stmt =
+                    conn.prepare(&format!("{SELECT_OVERLAY} ORDER BY o.created_ms, o.id"))?;
+                let rows = stmt.query_map([], row_to_overlay)?;
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::from)
+            })
+            .await?)
+    }
+
+    /// One overlay.
+    pub async fn overlay_get(&self, overlay_id: &str) -> Result<Overlay, EngineError> {
+        check_overlay_id(overlay_id)?;
+        let id = overlay_id.to_owned();
+        self.store()
+            .call(move |conn| {
+                Ok(conn
+                    .query_row(
+                        &format!("{SELECT_OVERLAY} WHERE o.id = ?1"),
+                        [id],
+                        row_to_overlay,
+                    )
+                    .optional()?)
+            })
+            .await?
+            .ok_or_else(|| OverlayError::NotFound.into())
+    }
+
+    /// Renames or resizes an overlay; open pages get the new size at once.
+    pub async fn overlay_update(
+        &self,
+        overlay_id: &str,
+        changes: OverlayChanges,
+    ) -> Result<Overlay, EngineError> {
+        check_overlay_id(overlay_id)?;
+        let name = changes.name.as_deref().map(check_name).transpose()?;
+        let width = changes.width.map(|w| check_size("width", w)).transpose()?;
+        let height = changes
+            .height
+            .map(|h| check_size("height", h))
+            .transpose()?;
+        let id = overlay_id.to_owned();
+        let now = self.now_ms();
+        let changed = self
+            .store()
+            .call(move |conn| {
+                Ok(conn.execute(
+                    "UPDATE overlays SET name = COALESCE(?2, name), width = COALESCE(?3, width),
+                     height = COALESCE(?4, height), updated_ms = ?5 WHERE id = ?1",
+                    params![id, name, width, height, now],
+                )?)
+            })
+            .await?;
+        if changed == 0 {
+            return Err(OverlayError::NotFound.into());
+        }
+        self.push_full_scene(overlay_id).await?;
+        self.overlay_get(overlay_id).await
+    }
+
+    /// Deletes an overlay: its links stop working and its open pages are closed at once.
+    pub async fn overlay_delete(&self, overlay_id: &str) -> Result<(), EngineError> {
+        check_overlay_id(overlay_id)?;
+        let id = overlay_id.to_owned();
+        let deleted = self
+            .store()
+            .call(move |conn| Ok(conn.execute("DELETE FROM overlays WHERE id = ?1", [id])?))
+            .await?;
+        if deleted == 0 {
+            return Err(OverlayError::NotFound.into());
+        }
+        self.inner.overlay_hub.close_overlay(
+            overlay_id,
+            CloseReason {
+                code: 4403,
+                reason: "overlay deleted",
+            },
+        );
+        Ok(())
+    }
+
+    /// The scene of an overlay.
+    pub async fn scene_get(&self, overlay_id: &str) -> Result<VersionedScene, EngineError> {
+        check_overlay_id(overlay_id)?;
+        let id = overlay_id.to_owned();
+        let row: Option<(i64, String)> = self
+            .store()
+            .call(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT version, scene FROM scenes WHERE overlay_id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        let (version, text) = row.ok_or(OverlayError::NotFound)?;
+        let scene = serde_json::from_str(&text)
+            .map_err(|e| EngineError::Task(format!("stored scene does not parse: {e}")))?;
+        Ok(VersionedScene { version, scene })
+    }
+
+    /// Saves a scene made from version `base`; a stale base changes nothing.
+    pub async fn scene_save(
+        &self,
+        overlay_id: &str,
+        base: i64,
+        scene: Scene,
+    ) -> Result<VersionedScene, EngineError> {
+        check_overlay_id(overlay_id)?;
+        scene
+            .validate(self.config().limits.scene_layers)
+            .map_err(OverlayError::Invalid)?;
+        let text = serde_json::to_string(&scene).map_err(|e| EngineError::Task(e.to_string()))?;
+        let id = overlay_id.to_owned();
+        let now = self.now_ms();
+        let outcome: Result<i64, Option<i64>> = self
+            .store()
+            .call(move |conn| {
+                // One conditional statement: concurrent saves from the same base cannot both win.
+                let new: Option<i64> = conn
+                    .query_row(
+                        "UPDATE scenes SET version = version + 1, scene = ?3, updated_ms = ?4
+                         WHERE overlay_id = ?1 AND version = ?2 RETURNING version",
+                        params![id, base, text, now],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match new {
+                    Some(v) => Ok(Ok(v)),
+                    None => Ok(Err(conn
+                        .query_row(
+                            "SELECT version FROM scenes WHERE overlay_id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .optional()?)),
+                }
+            })
+            .await?;
+        let version = match outcome {
+            Ok(v) => v,
+            Err(Some(current)) => return Err(OverlayError::Conflict { base, current }.into()),
+            Err(None) => return Err(OverlayError::NotFound.into()),
+        };
+        let saved = VersionedScene { version, scene };
+        let overlay = self.overlay_get(overlay_id).await?;
+        self.push_scene(&overlay, &saved);
+        Ok(saved)
+    }
+
+    /// The `scene.full` message for an overlay.
+    pub fn scene_full_message(&self, overlay: &Overlay, scene: &VersionedScene) -> Arc<str> {
+        self.inner
+            .overlay_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(
+                &overlay.overlay_id,
+                scene.version,
+                std::time::Instant::now(),
+            );
+        let message = serde_json::json!({
+            "type": "scene.full",
+            "version": scene.version,
+            "server_ts": rfc3339(self.now_ms()),
+            "overlay": {
+                "id": overlay.overlay_id,
+                "name": overlay.name,
+                "width": overlay.width,
+                "height": overlay.height,
+            },
+            "scene": scene.scene,
+        });
+        Arc::from(message.to_string())
+    }
+
+    fn push_scene(&self, overlay: &Overlay, scene: &VersionedScene) {
+        let message = self.scene_full_message(overlay, scene);
+        self.inner.overlay_hub.send(&overlay.overlay_id, &message);
+    }
+
+    async fn push_full_scene(&self, overlay_id: &str) -> Result<(), EngineError> {
+        let overlay = self.overlay_get(overlay_id).await?;
+        let scene = self.scene_get(overlay_id).await?;
+        self.push_scene(&overlay, &scene);
+        Ok(())
+    }
+
+    /// Shows an alert on one overlay or all of them.
+    pub async fn alert_show(&self, alert: AlertRequest) -> Result<Delivery, EngineError> {
+        let kind_ok = !alert.kind.is_empty()
+            && alert.kind.len() <= 32
+            && alert
+                .kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !kind_ok {
+            return Err(OverlayError::Invalid("kind must be 1-32 of a-z 0-9 _ -".into()).into());
+        }
+        if alert.title.trim().is_empty() || alert.title.chars().count() > 200 {
+            return Err(OverlayError::Invalid("title must be 1-200 characters".into()).into());
+        }
+        if alert.message.chars().count() > 1000 {
+            return Err(
+                OverlayError::Invalid("message must be at most 1000 characters".into()).into(),
+            );
+        }
+        for (what, url) in [("image", &alert.image), ("sound", &alert.sound)] {
+            if let Some(url) = url
+                && !(url.starts_with("/media/")
+                    || url.starts_with("https://")
+                    || url.starts_with("http://"))
+            {
+                return Err(OverlayError::Invalid(format!(
+                    "{what} must be a /media/ path or an http(s) URL"
+                ))
+                .into());
+            }
+        }
+        let duration = alert.duration_ms.unwrap_or(5000);
+        if !(500..=60_000).contains(&duration) {
+            return Err(
+                OverlayError::Invalid("duration_ms must be between 500 and 60000".into()).into(),
+            );
+        }
+        if let Some(id) = &alert.overlay_id {
+            self.overlay_get(id).await?;
+        }
+        let id = format!("al_{}", crate::random::token(9)?);
+        let message: Arc<str> = Arc::from(
+            serde_json::json!({
+                "type": "alert.show",
+                "id": id,
+                "kind": alert.kind,
+                "title": alert.title,
+                "message": alert.message,
+                "image": alert.image,
+                "sound": alert.sound,
+                "duration_ms": duration,
+            })
+            .to_string(),
+        );
+        let pages = match &alert.overlay_id {
+            Some(overlay) => self.inner.overlay_hub.send(overlay, &message),
+            None => self.inner.overlay_hub.send_all(&message),
+        };
+        self.metrics().counter_add(
+            "stagehand_overlay_alerts_total",
+            "Alerts sent to overlays.",
+            &[("kind", &alert.kind)],
+            1,
+        );
+        Ok(Delivery { id, pages })
+    }
+
+    /// The registry of connected pages.
+    pub fn overlay_hub(&self) -> &hub::OverlayHub {
+        &self.inner.overlay_hub
+    }
+
+    /// Records that a page applied `version`; returns the time since it was published.
+    pub fn overlay_applied(
+        &self,
+        overlay_id: &str,
+        page: &hub::PageState,
+        version: i64,
+    ) -> Option<f64> {
+        page.applied_version
+            .fetch_max(version, std::sync::atomic::Ordering::Relaxed);
+        let published = self
+            .inner
+            .overlay_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(overlay_id, version)?;
+        let seconds = published.elapsed().as_secs_f64();
+        self.metrics().observe(
+            "stagehand_overlay_apply_seconds",
+            "Time from publishing a scene version to a page reporting it applied.",
+            &[],
+            seconds,
+        );
+        self.inner
+            .overlay_latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(seconds);
+        Some(seconds)
+    }
+
+    /// Connected pages, versions and latency percentiles, for `GET /api/metrics/realtime`.
+    pub fn overlay_realtime(&self) -> serde_json::Value {
+        let hub = &self.inner.overlay_hub;
+        let (sent, dropped) = hub.totals();
+        let figures = hub.figures();
+        let latencies = self
+            .inner
+            .overlay_latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .percentiles();
+        let pages: usize = figures.values().map(Vec::len).sum();
+        self.metrics().gauge_set(
+            "stagehand_overlay_pages_connected",
+            "Overlay pages connected now.",
+            &[],
+            pages as f64,
+        );
+        serde_json::json!({
+            "overlays": figures,
+            "pagesConnected": pages,
+            "messagesSent": sent,
+            "messagesDropped": dropped,
+            "applyLatencyMs": latencies,
+        })
+    }
+}
+
+/// When each recent scene version was published, for apply latency.
+#[derive(Debug, Default)]
+pub(crate) struct Published(std::collections::VecDeque<(String, i64, std::time::Instant)>);
+
+impl Published {
+    fn record(&mut self, overlay: &str, version: i64, at: std::time::Instant) {
+        if self.0.iter().any(|(o, v, _)| o == overlay && *v == version) {
+            return;
+        }
+        if self.0.len() >= 1024 {
+            self.0.pop_front();
+        }
+        self.0.push_back((overlay.to_owned(), version, at));
+    }
+
+    fn get(&self, overlay: &str, version: i64) -> Option<std::time::Instant> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(o, v, _)| o == overlay && *v == version)
+            .map(|(_, _, at)| *at)
+    }
+}
+
+/// The last 1024 apply latencies, for percentiles.
+#[derive(Debug, Default)]
+pub(crate) struct Latencies(std::collections::VecDeque<f64>);
+
+impl Latencies {
+    fn push(&mut self, seconds: f64) {
+        if self.0.len() >= 1024 {
+            self.0.pop_front();
+        }
+        self.0.push_back(seconds);
+    }
+
+    fn percentiles(&self) -> serde_json::Value {
+        if self.0.is_empty() {
+            return serde_json::Value::Null;
+        }
+        let mut v: Vec<f64> = self.0.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            let i = ((v.len() - 1) as f64 * p).round() as usize;
+            (v[i] * 1_000_000.0).round() / 1000.0
+        };
+        serde_json::json!({ "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "samples": v.len() })
+    }
+}

@@ -1,0 +1,185 @@
+//! `WS /ws/overlay/{id}?sig=...`: the live channel of one overlay page.
+//!
+//! The signature is checked before anything is sent; a refused link gets the socket closed
+//! with code 4403 and the reason, so the page can stop reconnecting and say why. An accepted
+//! page gets `scene.full` at once, then everything queued for it by the hub. If its queue
+//! overflowed it gets a fresh `scene.full` instead of what it missed. Pings every 15 s; a page
+//! silent for 45 s is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use stagehand_engine::EngineError;
+use stagehand_engine::overlays::Overlay;
+use tokio::time::{Instant, interval_at};
+
+use crate::AppState;
+
+const PING_EVERY: Duration = Duration::from_secs(15);
+const SILENT_LIMIT: Duration = Duration::from_secs(45);
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Upgrades, then checks the link.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let verdict = state
+        .engine
+        .verify_overlay_link(
+            &id,
+            query.get("sig").map(String::as_str),
+            query.get("exp").map(String::as_str),
+        )
+        .await;
+    upgrade.on_upgrade(move |socket| run(socket, state, verdict))
+}
+
+/// Sends a close frame, then waits (briefly) for the peer's reply so the TCP connection ends
+/// with a clean closing handshake instead of a reset.
+async fn close(
+    tx: &mut SplitSink<WebSocket, Message>,
+    rx: &mut SplitStream<WebSocket>,
+    code: u16,
+    reason: &str,
+) {
+    let sent = tx
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        })))
+        .await;
+    if sent.is_ok() {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(message)) = rx.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn send_full(
+    state: &AppState,
+    overlay_id: &str,
+    tx: &mut SplitSink<WebSocket, Message>,
+) -> Result<(), ()> {
+    let overlay = state.engine.overlay_get(overlay_id).await.map_err(|_| ())?;
+    let scene = state.engine.scene_get(overlay_id).await.map_err(|_| ())?;
+    let message = state.engine.scene_full_message(&overlay, &scene);
+    tx.send(Message::Text(message.as_ref().into()))
+        .await
+        .map_err(|_| ())
+}
+
+async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, EngineError>) {
+    let (mut tx, mut rx) = socket.split();
+    let overlay = match verdict {
+        Ok(overlay) => overlay,
+        Err(e) => {
+            let reason = match &e {
+                EngineError::Overlay(o) => o.to_string(),
+                _ => "the overlay cannot be checked right now".to_owned(),
+            };
+            tracing::info!(reason = %reason, "refused an overlay socket");
+            close(&mut tx, &mut rx, 4403, &reason).await;
+            return;
+        }
+    };
+    let hub = state.engine.overlay_hub();
+    let mut page = hub.connect(&overlay.overlay_id);
+    let mut shutdown = state.shutdown.clone();
+    let mut last_heard = Instant::now();
+    let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+
+    if send_full(&state, &overlay.overlay_id, &mut tx)
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                biased;
+                reason = &mut page.closed => {
+                    if let Ok(reason) = reason {
+                        close(&mut tx, &mut rx, reason.code, reason.reason).await;
+                    }
+                    break;
+                }
+                queued = page.rx.recv() => {
+                    let Some(message) = queued else {
+                        // The hub dropped this page; it sent the reason just before.
+                        if let Ok(reason) = page.closed.try_recv() {
+                            close(&mut tx, &mut rx, reason.code, reason.reason).await;
+                        }
+                        break;
+                    };
+                    let resync = page.state.needs_resync.swap(false, Ordering::AcqRel);
+                    let sent = if resync {
+                        send_full(&state, &overlay.overlay_id, &mut tx).await
+                    } else {
+                        tx.send(Message::Text(message.as_ref().into())).await.map_err(|_| ())
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                incoming = rx.next() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => applied(&state, &page, &overlay.overlay_id, &text),
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => {}
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > SILENT_LIMIT {
+                        tracing::info!(overlay = %overlay.overlay_id, "dropped a silent overlay page");
+                        break;
+                    }
+                    if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    close(&mut tx, &mut rx, 1001, "Stagehand is shutting down").await;
+                    break;
+                }
+            }
+        }
+    }
+    hub.disconnect(&overlay.overlay_id, page.id);
+}
+
+fn applied(
+    state: &AppState,
+    page: &stagehand_engine::overlays::hub::PageConnection,
+    overlay_id: &str,
+    text: &str,
+) {
+    #[derive(serde::Deserialize)]
+    struct Applied {
+        #[serde(rename = "type")]
+        kind: String,
+        version: Option<i64>,
+    }
+    if let Ok(Applied {
+        kind,
+        version: Some(version),
+    }) = serde_json::from_str::<Applied>(text)
+        && kind == "applied"
+    {
+        state
+            .engine
+            .overlay_applied(overlay_id, &page.state, version);
+    }
+}
