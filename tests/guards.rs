@@ -96,12 +96,51 @@ async fn strict_origin_refuses_browser_writes_without_origin_but_not_api_clients
         .unwrap();
     assert_eq!(error_code(bare).await, (403, "origin_required".into()));
     let api = app
-        .post("/session/logout")
+        .post("/api/alerts")
         .header("x-streamer-token", &app.token)
+        .json(&serde_json::json!({ "kind": "test", "title": "from a script" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(api.status(), 303, "token-header clients are not browsers");
+    assert_eq!(api.status(), 202, "token-header clients are not browsers");
+    let wrong_token = app
+        .post("/api/alerts")
+        .header("x-streamer-token", "not-the-token")
+        .json(&serde_json::json!({ "kind": "test", "title": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong_token.status(),
+        401,
+        "passing the guard is not passing auth"
+    );
+
+    // A signed-in browser with a junk Authorization header and no Origin: the junk header
+    // neither counts as a token for the guard nor lets the cookie through.
+    let login = app
+        .post("/session")
+        .header("origin", &app.url)
+        .json(&serde_json::json!({ "token": app.token }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let sneaky = app
+        .post("/api/alerts")
+        .header("cookie", &cookie)
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .json(&serde_json::json!({ "kind": "test", "title": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(sneaky).await, (403, "origin_required".into()));
     let allowed = TestApp::start_with(
         Options::default()
             .env("ENABLE_STRICT_ORIGIN", "true")
@@ -138,15 +177,53 @@ fn ws_request(
 #[tokio::test]
 async fn a_websocket_upgrade_from_a_foreign_origin_is_refused() {
     let app = TestApp::start().await;
-    let err = tokio_tungstenite::connect_async(ws_request(&app, "http://evil.example"))
+    // What a hostile page can do: its browser sends the streamer's cookie and its own Origin.
+    let login = app
+        .post("/session")
+        .json(&serde_json::json!({ "token": app.token }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut request = format!("ws://{}/ws/events", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_static("http://evil.example"));
+    request
+        .headers_mut()
+        .insert("cookie", HeaderValue::from_str(&cookie).unwrap());
+    let err = tokio_tungstenite::connect_async(request)
         .await
         .expect_err("a foreign page must not open the socket");
     match err {
         tokio_tungstenite::tungstenite::Error::Http(response) => {
             assert_eq!(response.status(), 403);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "origin_not_allowed");
         }
         other => panic!("expected an HTTP refusal, got {other}"),
     }
+    for origin in ["http://evil.example", "null"] {
+        let token_client = tokio_tungstenite::connect_async(ws_request(&app, origin)).await;
+        assert!(
+            token_client.is_err(),
+            "{origin}: a foreign Origin is refused even with the token"
+        );
+    }
+    let plain_get = app.get_as_streamer("/ws/events").send().await.unwrap();
+    assert_eq!(
+        error_code(plain_get).await,
+        (426, "upgrade_required".into())
+    );
 }
 
 #[tokio::test]
@@ -188,6 +265,51 @@ async fn the_event_socket_needs_credentials() {
         }
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test]
+async fn odd_methods_do_not_create_metric_series() {
+    let app = TestApp::start().await;
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("X{i}FOO").as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.at("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("X0FOO"),
+        "method labels come from a fixed set"
+    );
+    assert!(text.contains(r#"method="other""#), "{text}");
+}
+
+#[tokio::test]
+async fn pages_and_responses_carry_security_headers() {
+    let app = TestApp::start().await;
+    let login = app.get("/login").send().await.unwrap();
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(login.headers()["x-content-type-options"], "nosniff");
+    let api = app.get("/healthz").send().await.unwrap();
+    assert_eq!(api.headers()["x-frame-options"], "SAMEORIGIN");
 }
 
 #[tokio::test]

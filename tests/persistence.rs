@@ -25,6 +25,23 @@ async fn data_written_before_a_restart_is_there_after_it() {
         .unwrap()
         .to_owned();
     let version_before = app.engine.store().schema_version().await.unwrap();
+    let applied = |app: &TestApp| {
+        let store = app.engine.store().clone();
+        async move {
+            store
+                .call(|c| {
+                    let mut stmt = c.prepare(
+                        "SELECT version, applied_ms FROM schema_migrations ORDER BY version",
+                    )?;
+                    let rows =
+                        stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let migrations_before = applied(&app).await;
 
     let app = app.restart(Options::default()).await;
     assert_eq!(
@@ -35,6 +52,11 @@ async fn data_written_before_a_restart_is_there_after_it() {
         app.engine.store().schema_version().await.unwrap(),
         version_before,
         "reopening runs no migration again"
+    );
+    assert_eq!(
+        applied(&app).await,
+        migrations_before,
+        "the same rows, with the same applied times: nothing re-ran"
     );
     let entries: serde_json::Value = app
         .get_as_streamer("/api/audit")

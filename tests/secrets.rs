@@ -146,23 +146,34 @@ async fn secrets_never_appear_in_logs_or_responses() {
         !logged.contains(&app.token),
         "the logs leaked the streamer token"
     );
-    let files = std::fs::read_dir(app.data_dir()).unwrap();
-    for entry in files.flatten() {
-        if entry.path().is_file() {
-            let raw = std::fs::read(entry.path()).unwrap();
+    let mut dirs = vec![app.data_dir().to_path_buf()];
+    let mut scanned = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            scanned += 1;
+            let raw = std::fs::read(&path).unwrap();
             let text = String::from_utf8_lossy(&raw);
             assert!(
                 !text.contains(secret),
                 "{} holds the secret in plain",
-                entry.path().display()
+                path.display()
             );
             assert!(
                 !text.contains(&app.token),
                 "{} holds the token in plain",
-                entry.path().display()
+                path.display()
             );
         }
     }
+    assert!(
+        scanned >= 3,
+        "the database, key file and secrets file were scanned"
+    );
 }
 
 /// The real OS keychain (Secret Service over D-Bus). `scripts/test` runs this under

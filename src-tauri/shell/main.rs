@@ -118,12 +118,7 @@ fn open_windows(
     stopped: oneshot::Sender<()>,
 ) {
     let opened = started.and_then(|started| {
-        // Issued at the last moment: the code is single use and expires after a minute.
-        let code = started
-            .engine
-            .issue_login_code()
-            .context("issuing the window's login code")?;
-        window::open_main(app, &started.url, &code)?;
+        window::open_main(app, &started.engine, &started.url)?;
         tracing::info!(url = %started.url, "Stagehand is running");
         tauri::async_runtime::spawn(serve(app.clone(), started.server, shutdown, stopped));
         Ok(())

@@ -1,13 +1,14 @@
 //! The shell's two windows: the main window onto the engine's local server, and the boot page
 //! that says why the engine could not start or stopped.
 //!
-//! The main window signs itself in: an initialization script hands the page a one-time login
-//! code, which the engine's `/login` page exchanges for a session cookie. The script checks the
-//! origin and path so the code is only ever offered to the engine's own login page, and the
-//! window refuses to navigate anywhere but the engine.
+//! The main window signs itself in: every time it finishes loading the engine's own `/login`
+//! page (at start, and again after a sign-out or an expired session), the shell issues a fresh
+//! one-time login code and hands it to that page, which trades it for a session cookie. The
+//! code is never in a URL, and the window refuses to navigate anywhere but the engine.
 
 use anyhow::Context as _;
-use stagehand_engine::Secret;
+use stagehand_engine::Engine;
+use tauri::webview::PageLoadEvent;
 use tauri::{AppHandle, Manager as _, Url, WebviewUrl, WebviewWindowBuilder};
 
 /// Label of the window onto the engine.
@@ -15,20 +16,38 @@ pub const MAIN: &str = "main";
 /// Label of the window that explains a failure.
 const FAILURE: &str = "failure";
 
-/// Opens the main window on the engine's `/login` page, carrying `code` for that page only.
-pub fn open_main(app: &AppHandle, engine_url: &str, code: &Secret) -> anyhow::Result<()> {
-    let engine = Url::parse(engine_url)
+/// Opens the main window on the engine's `/login` page and signs it in.
+pub fn open_main(app: &AppHandle, engine: &Engine, engine_url: &str) -> anyhow::Result<()> {
+    let base = Url::parse(engine_url)
         .with_context(|| format!("the local server's address `{engine_url}` is not a URL"))?;
-    let login = engine
+    let login = base
         .join("/login")
         .context("building the login page's address")?;
-    let origin = engine.origin();
-    let script = login_code_script(&origin.ascii_serialization(), code.expose())?;
+    let origin = base.origin();
+    let login_origin = origin.clone();
+    let engine = engine.clone();
     WebviewWindowBuilder::new(app, MAIN, WebviewUrl::External(login))
         .title("Stagehand")
         .inner_size(1100.0, 760.0)
         .min_inner_size(640.0, 480.0)
-        .initialization_script(script)
+        .on_page_load(move |window, payload| {
+            let url = payload.url();
+            if payload.event() != PageLoadEvent::Finished
+                || url.origin() != login_origin
+                || url.path() != "/login"
+            {
+                return;
+            }
+            // Issued per load: a code is single use and lives a minute.
+            let signed_in = engine
+                .issue_login_code()
+                .map_err(anyhow::Error::from)
+                .and_then(|code| sign_in_script(code.expose()))
+                .and_then(|script| window.eval(script).context("handing the page its code"));
+            if let Err(e) = signed_in {
+                tracing::error!(error = format!("{e:#}"), "cannot sign the window in");
+            }
+        })
         .on_navigation(move |url| {
             // No address bar, and a login script aboard: this window only ever shows the engine.
             let allowed = url.origin() == origin;
@@ -63,13 +82,11 @@ pub fn open_failure(app: &AppHandle, headline: &str, error: &anyhow::Error) -> a
     Ok(())
 }
 
-/// The script that offers `code` to the engine's login page and to nothing else.
-fn login_code_script(origin: &str, code: &str) -> anyhow::Result<String> {
+/// The script that hands `code` to the login page (`login.js` defines the function).
+fn sign_in_script(code: &str) -> anyhow::Result<String> {
     Ok(format!(
-        "if (location.origin === {origin} && location.pathname === \"/login\") {{\n  \
-         window.__STAGEHAND_LOGIN_CODE = {code};\n}}\n",
-        origin = js_string(origin)?,
-        code = js_string(code)?,
+        "if (typeof window.__stagehandSignIn === \"function\") {{ window.__stagehandSignIn({}); }}",
+        js_string(code)?
     ))
 }
 
@@ -103,18 +120,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_script_offers_the_code_only_to_the_engines_login_page() {
-        let script =
-            login_code_script("http://127.0.0.1:7420", "c0de").expect("plain strings quote");
-        assert!(
-            script.starts_with(
-                r#"if (location.origin === "http://127.0.0.1:7420" && location.pathname === "/login")"#
-            ),
-            "the code must be guarded by origin and path, got: {script}"
-        );
-        assert!(
-            script.contains(r#"window.__STAGEHAND_LOGIN_CODE = "c0de";"#),
-            "{script}"
+    fn sign_in_script_quotes_the_code() {
+        let script = sign_in_script("c0\"de").expect("plain strings quote");
+        assert_eq!(
+            script,
+            r#"if (typeof window.__stagehandSignIn === "function") { window.__stagehandSignIn("c0\"de"); }"#
         );
     }
 

@@ -33,6 +33,16 @@
     while (activity.children.length > 50) activity.removeChild(activity.lastChild);
   }
 
+  // What happened before this page opened (the socket only brings what happens next).
+  fetch("/api/audit?limit=20", { credentials: "same-origin" })
+    .then(function (res) { return res.ok ? res.json() : { entries: [] }; })
+    .then(function (body) {
+      body.entries.slice().reverse().forEach(function (e) {
+        addActivity({ type: "audit.recorded", ts: e.ts, data: e });
+      });
+    })
+    .catch(function () {});
+
   var delay = 500;
   function connect() {
     var proto = location.protocol === "https:" ? "wss://" : "ws://";

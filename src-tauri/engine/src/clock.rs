@@ -49,6 +49,24 @@ impl Clock for ManualClock {
 
 /// Formats Unix milliseconds as RFC 3339 UTC.
 pub fn rfc3339(ms: i64) -> String {
-    let ms = u64::try_from(ms).unwrap_or(0);
+    // humantime cannot format years past 9999 (its Display would fail), so clamp there.
+    const MAX_MS: u64 = 253_402_300_799_999;
+    let ms = u64::try_from(ms).unwrap_or(0).min(MAX_MS);
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_clamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(i64::MAX),
+            "9999-12-31T23:59:59.999Z",
+            "far futures do not panic"
+        );
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+    }
 }

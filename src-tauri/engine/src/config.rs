@@ -70,8 +70,9 @@ pub enum ConfigError {
 }
 
 /// Where configuration comes from. Built by the binary from its arguments and the process
-/// environment; built by tests from whatever they like.
-#[derive(Debug, Clone, Default)]
+/// environment; built by tests from whatever they like. `Debug` shows variable names only: the
+/// environment holds keys (`STAGEHAND_SECRETS_KEY`).
+#[derive(Clone, Default)]
 pub struct ConfigSources {
     /// `--data-dir`; when given, `<data dir>/config.toml` is the config file (portable mode).
     pub data_dir: Option<PathBuf>,
@@ -81,6 +82,20 @@ pub struct ConfigSources {
     pub port: Option<u16>,
     /// Environment variables (name, value).
     pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ConfigSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigSources")
+            .field("data_dir", &self.data_dir)
+            .field("config_file", &self.config_file)
+            .field("port", &self.port)
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl ConfigSources {
@@ -310,6 +325,11 @@ impl Config {
         if !(1..=65_536).contains(&self.limits.overlay_page_queue) {
             return Err(ConfigError::Invalid(
                 "limits.overlay_page_queue must be between 1 and 65536".into(),
+            ));
+        }
+        if !(60..=31_536_000).contains(&self.security.session_ttl_seconds) {
+            return Err(ConfigError::Invalid(
+                "security.session_ttl_seconds must be between 60 and 31536000 (a year)".into(),
             ));
         }
         if self.security.login_attempts_per_minute == 0 {

@@ -197,34 +197,34 @@ impl Engine {
         &self.inner.config.data_dir
     }
 
-    /// Reads a secret on the blocking pool.
+    /// Runs a secret-store call on the blocking pool (D-Bus and file I/O block).
+    async fn with_secrets<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore) -> Result<T, SecretError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let secrets = Arc::clone(&self.inner.secrets);
+        tokio::task::spawn_blocking(move || f(secrets.as_ref()))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Reads a secret.
     pub async fn secret_get(&self, name: &str) -> Result<Option<Secret>, EngineError> {
-        let secrets = Arc::clone(&self.inner.secrets);
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || secrets.get(&name))
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))?
-            .map_err(EngineError::from)
+        self.with_secrets(move |s| s.get(&name)).await
     }
 
-    /// Writes a secret on the blocking pool.
+    /// Writes a secret.
     pub async fn secret_set(&self, name: &str, value: Secret) -> Result<(), EngineError> {
-        let secrets = Arc::clone(&self.inner.secrets);
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || secrets.set(&name, &value))
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))?
-            .map_err(EngineError::from)
+        self.with_secrets(move |s| s.set(&name, &value)).await
     }
 
-    /// Deletes a secret on the blocking pool.
+    /// Deletes a secret.
     pub async fn secret_delete(&self, name: &str) -> Result<bool, EngineError> {
-        let secrets = Arc::clone(&self.inner.secrets);
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || secrets.delete(&name))
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))?
-            .map_err(EngineError::from)
+        self.with_secrets(move |s| s.delete(&name)).await
     }
 
     /// Whether the engine can serve: the store answers.

@@ -9,7 +9,8 @@ use std::fmt;
 use zeroize::Zeroize;
 
 /// A secret string: redacted in `Debug`, `Display` and serialisation, wiped on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// No `PartialEq`: comparing secrets goes through [`Secret::ct_eq`], in constant time.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {

@@ -174,7 +174,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
-        let tx = conn.transaction()?;
+        // IMMEDIATE takes the write lock first, and the version is read again under it, so two
+        // processes starting at once (the desktop app and `stagehand token`) cannot both apply
+        // the same migration.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if current_version(&tx)? >= *version {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_ms)
@@ -237,6 +243,30 @@ mod tests {
             .call_blocking(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
             .expect("pragma");
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn two_processes_migrating_at_once_both_succeed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open_blocking(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .expect("no panic")
+                .expect("every concurrent open succeeds");
+        }
+        let store = Store::open_blocking(&path).expect("open");
+        let count: i64 = store
+            .call_blocking(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))?)
+            })
+            .expect("count");
+        assert_eq!(count, MIGRATIONS.len() as i64);
     }
 
     #[test]

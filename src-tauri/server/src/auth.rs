@@ -23,13 +23,19 @@ pub const SESSION_COOKIE: &str = "stagehand_session";
 #[derive(Debug, Clone, Copy)]
 pub struct Streamer;
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token a non-browser client sent, if it sent a token header at all: `Some(None)` means
+/// a header was there but is unusable (another scheme, not text). The guard and the extractor
+/// both use this, so they always agree on who is an API client.
+pub fn token_header(headers: &HeaderMap) -> Option<Option<&str>> {
     if let Some(v) = headers.get("x-streamer-token") {
-        return v.to_str().ok();
+        return Some(v.to_str().ok());
     }
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    let auth = headers.get(header::AUTHORIZATION)?;
+    let bearer = auth.to_str().ok().and_then(|auth| {
+        let (scheme, rest) = auth.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
+    Some(bearer)
 }
 
 /// The value of cookie `name`, if sent.
@@ -47,8 +53,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 impl Streamer {
     /// Checks the request's credentials; `Ok(false)` when none were sent.
     async fn check(headers: &HeaderMap, state: &AppState) -> Result<bool, ApiError> {
-        if let Some(token) = bearer(headers) {
-            return if state.engine.check_streamer_token(token) {
+        // A token header, usable or not, is the whole credential: no falling back to a cookie.
+        if let Some(token) = token_header(headers) {
+            return if token.is_some_and(|t| state.engine.check_streamer_token(t)) {
                 Ok(true)
             } else {
                 Err(ApiError::invalid_credentials())
@@ -133,7 +140,9 @@ pub async fn login(
     let body = body?;
     let form = is_form(&headers);
     let parsed: LoginForm = if form {
-        serde_urlencoded_from(&body)?
+        serde_urlencoded::from_bytes(&body).map_err(|e| {
+            ApiError::bad_request("invalid_fields", format!("invalid sign-in form: {e}"))
+        })?
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request("invalid_json", format!("invalid sign-in body: {e}"))
@@ -198,61 +207,6 @@ pub async fn login(
     Ok(response)
 }
 
-fn serde_urlencoded_from(body: &[u8]) -> Result<LoginForm, ApiError> {
-    let mut form = LoginForm {
-        token: None,
-        code: None,
-    };
-    for (key, value) in url_pairs(body) {
-        match key.as_str() {
-            "token" => form.token = Some(value),
-            "code" => form.code = Some(value),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_fields",
-                    format!("unknown field `{key}`"),
-                ));
-            }
-        }
-    }
-    Ok(form)
-}
-
-/// Decodes `application/x-www-form-urlencoded`.
-pub fn url_pairs(body: &[u8]) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                        Some(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 /// `POST /session/logout` — ends the session and clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
@@ -278,15 +232,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn form_decoding_handles_escapes() {
-        let pairs = url_pairs(b"token=a%2Bb+c&code=%zz&x=");
+    fn token_headers_are_recognised_even_when_unusable() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(token_header(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(
-            pairs,
-            vec![
-                ("token".into(), "a+b c".into()),
-                ("code".into(), "%zz".into()),
-                ("x".into(), String::new())
-            ]
+            token_header(&headers),
+            Some(None),
+            "another scheme is a header, not a token"
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  t0k "),
+        );
+        assert_eq!(token_header(&headers), Some(Some("t0k")));
+        headers.insert("x-streamer-token", HeaderValue::from_static("x"));
+        assert_eq!(
+            token_header(&headers),
+            Some(Some("x")),
+            "x-streamer-token wins"
         );
     }
 

@@ -76,8 +76,26 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn has_token_header(headers: &HeaderMap) -> bool {
-    headers.contains_key("x-streamer-token") || headers.contains_key(header::AUTHORIZATION)
+fn has_token(headers: &HeaderMap) -> bool {
+    matches!(crate::auth::token_header(headers), Some(Some(_)))
+}
+
+/// Lets one refusal a minute reach the log: a hostile page can send thousands, and each would
+/// otherwise be a line on disk.
+#[derive(Debug, Default)]
+pub struct RefusalLog(std::sync::atomic::AtomicI64);
+
+impl RefusalLog {
+    /// Whether to log a refusal at `now_ms`.
+    pub fn allow(&self, now_ms: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.0.load(Ordering::Relaxed);
+        (last == 0 || now_ms - last >= 60_000)
+            && self
+                .0
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 /// Refuses requests for foreign Host names and from foreign Origins.
@@ -86,10 +104,12 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !host.is_some_and(|h| allowed.host_ok(h)) {
-        tracing::warn!(
-            host = host.unwrap_or("<none>"),
-            "refused a request for a foreign Host"
-        );
+        if state.refusal_log.allow(state.engine.now_ms()) {
+            tracing::warn!(
+                host = host.unwrap_or("<none>"),
+                "refused a request for a foreign Host (further refusals this minute are not logged)"
+            );
+        }
         return ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "host_not_allowed",
@@ -107,7 +127,12 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             .map(|v| v.to_str().unwrap_or(""))
         {
             Some(origin) if !allowed.origin_ok(origin) => {
-                tracing::warn!(origin, "refused a request from a foreign Origin");
+                if state.refusal_log.allow(state.engine.now_ms()) {
+                    tracing::warn!(
+                        origin,
+                        "refused a request from a foreign Origin (further refusals this minute are not logged)"
+                    );
+                }
                 return ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
                     "origin_not_allowed",
@@ -115,7 +140,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
                 )
                 .into_response();
             }
-            None if allowed.strict_origin && !has_token_header(headers) => {
+            None if allowed.strict_origin && !has_token(headers) => {
                 return ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
                     "origin_required",

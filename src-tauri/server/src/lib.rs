@@ -12,7 +12,7 @@ mod overlay_socket;
 mod overlays;
 pub mod ratelimit;
 mod routes;
-mod ws;
+pub mod ws;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub allowed: Arc<Allowed>,
     /// Sign-in attempts per client.
     pub login_limiter: Arc<RateLimiter>,
+    /// Throttles the log lines of refused requests.
+    pub refusal_log: Arc<guard::RefusalLog>,
     /// `http://127.0.0.1:{port}`.
     pub local_url: String,
     /// Flips to `true` when the server shuts down; long-lived sockets watch it.
@@ -119,12 +122,33 @@ pub fn router(state: AppState) -> Router {
 /// carry keys or signatures), and logs it.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    // A fixed set of labels: any page can send arbitrary method names, and every distinct
+    // label would be a series kept forever.
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();
     let metrics = state.engine.metrics();
@@ -133,7 +157,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         "HTTP requests by route, method and status.",
         &[
             ("route", &route),
-            ("method", method.as_str()),
+            ("method", method),
             ("status", status.as_str()),
         ],
         1,
@@ -155,11 +179,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let ms = (elapsed * 100_000.0).round() / 100.0;
     let code = status.as_u16();
     if status.is_server_error() {
-        tracing::warn!(method = %method, route = %route, status = code, ms, "request");
+        tracing::warn!(method, route = %route, status = code, ms, "request");
     } else if status.is_client_error() {
-        tracing::info!(method = %method, route = %route, status = code, ms, "request");
+        tracing::info!(method, route = %route, status = code, ms, "request");
     } else {
-        tracing::debug!(method = %method, route = %route, status = code, ms, "request");
+        tracing::debug!(method, route = %route, status = code, ms, "request");
     }
     response
 }
@@ -204,6 +228,7 @@ impl Server {
         let state = AppState {
             login_limiter: Arc::new(RateLimiter::new(config.security.login_attempts_per_minute)),
             allowed: Arc::new(allowed),
+            refusal_log: Arc::default(),
             local_url: format!("http://127.0.0.1:{}", local.port()),
             shutdown: shutdown_rx,
             engine,

@@ -30,8 +30,9 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, crate::error::ApiError> {
+    let upgrade = crate::ws::upgrade_or_error(upgrade)?;
     let verdict = state
         .engine
         .verify_overlay_link(
@@ -40,7 +41,7 @@ pub async fn upgrade(
             query.get("exp").map(String::as_str),
         )
         .await;
-    upgrade.on_upgrade(move |socket| run(socket, state, verdict))
+    Ok(upgrade.on_upgrade(move |socket| run(socket, state, verdict)))
 }
 
 /// Sends a close frame, then waits (briefly) for the peer's reply so the TCP connection ends

@@ -23,7 +23,7 @@ const OVERLAY_CSS: &str = include_str!("../../../overlays/overlay.css");
 /// What overlay pages may load: only this server; media from it too.
 const OVERLAY_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
 img-src 'self' data: https:; media-src 'self' data: blob: https:; connect-src 'self'; \
-frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+frame-ancestors 'self'; base-uri 'none'; form-action 'none'";
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(v)| v).map_err(ApiError::from)

@@ -80,20 +80,34 @@ pub async fn audit(
     Ok(Json(serde_json::json!({ "entries": entries })))
 }
 
+/// What the panel's pages may load: only this server.
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn page(html: String) -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
 /// `GET /` — the home page, or a redirect to sign in.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !Streamer::signed_in(&headers, &state).await {
         return Redirect::to("/login").into_response();
     }
-    Html(stagehand_ui::home_page(
+    page(stagehand_ui::home_page(
         &state.engine.status(&state.local_url),
     ))
-    .into_response()
 }
 
 /// `GET /login` — the sign-in page.
-pub async fn login_page() -> Html<String> {
-    Html(stagehand_ui::login_page(None))
+pub async fn login_page() -> Response {
+    page(stagehand_ui::login_page(None))
 }
 
 /// `GET /ui/{file}` — the UI's stylesheet and scripts, compiled into the binary.

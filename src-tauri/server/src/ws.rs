@@ -3,28 +3,60 @@
 //! The guard has already checked Host and Origin; this checks the streamer's credentials,
 //! sends a `hello`, then forwards events until either side closes or the server shuts down.
 
+use std::time::Duration;
+
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::auth::Streamer;
+use crate::auth::{SESSION_COOKIE, Streamer, cookie, token_header};
+use crate::error::ApiError;
+
+/// How often a cookie-authenticated socket re-checks that its session still exists.
+const SESSION_RECHECK: Duration = Duration::from_secs(15);
+
+/// Maps a failed upgrade (no Upgrade header, wrong version) to the JSON error shape.
+pub fn upgrade_or_error(
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, ApiError> {
+    upgrade.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            e.body_text(),
+        )
+    })
+}
 
 /// Upgrades to the event stream.
 pub async fn events(
     _: Streamer,
     State(state): State<AppState>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade.on_upgrade(move |socket| forward(socket, state))
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // A socket opened with the session cookie ends when the session does (sign-out, expiry);
+    // one opened with the token lives as long as the token.
+    let session = match token_header(&headers) {
+        Some(_) => None,
+        None => cookie(&headers, SESSION_COOKIE).map(str::to_owned),
+    };
+    Ok(upgrade_or_error(upgrade)?.on_upgrade(move |socket| forward(socket, state, session)))
 }
 
-async fn forward(socket: WebSocket, state: AppState) {
+async fn forward(socket: WebSocket, state: AppState, session: Option<String>) {
     let (mut tx, mut rx) = socket.split();
     let mut events = state.engine.events().subscribe();
     let mut shutdown = state.shutdown.clone();
+    let mut recheck = tokio::time::interval_at(
+        tokio::time::Instant::now() + SESSION_RECHECK,
+        SESSION_RECHECK,
+    );
     let hello = serde_json::json!({
         "type": "hello",
         "ts": stagehand_engine::clock::rfc3339(state.engine.now_ms()),
@@ -58,6 +90,16 @@ async fn forward(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
+            _ = recheck.tick() => {
+                if let Some(session) = &session
+                    && !matches!(state.engine.check_session(session).await, Ok(true))
+                {
+                    let _ = tx
+                        .send(Message::Close(Some(CloseFrame { code: 4401, reason: "signed out".into() })))
+                        .await;
+                    break;
+                }
+            }
             _ = shutdown.changed() => {
                 let _ = tx
                     .send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })))

@@ -78,8 +78,8 @@ fn decode_key(text: &str) -> Result<Zeroizing<Vec<u8>>, SecretError> {
     Ok(Zeroizing::new(bytes))
 }
 
-/// A fresh key, base64 encoded (what `stagehand secrets genkey` prints).
-pub fn generate_key() -> Result<Secret, SecretError> {
+/// A fresh key, base64 encoded.
+fn generate_key() -> Result<Secret, SecretError> {
     let mut key = Zeroizing::new([0u8; 32]);
     crate::random::fill(key.as_mut())?;
     Ok(Secret::new(STANDARD.encode(key.as_ref())))
@@ -92,23 +92,48 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically with mode 0600.
+/// Takes the cross-process lock beside `path` (`secrets.lock`), held until the file is dropped:
+/// `stagehand token` or `secrets doctor` may run beside `stagehand serve`.
+fn lock_beside(path: &Path) -> Result<std::fs::File, SecretError> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    file.lock().map_err(io_err(&lock_path))?;
+    Ok(file)
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600, through a temporary file of its own.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SecretError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        crate::random::token(6)?
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
     drop(file);
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SecretError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        });
+    }
     Ok(())
 }
 
@@ -143,6 +168,7 @@ impl FileSecretStore {
 
     /// Opens (or creates) the secrets file at `path` with the given key.
     pub fn open(path: PathBuf, key: KeySource) -> Result<Self, SecretError> {
+        let _lock = lock_beside(&path)?;
         let exists = path.exists();
         let (key_bytes, key_source) = match key {
             KeySource::Env(secret) => {
@@ -280,10 +306,12 @@ impl FileSecretStore {
         write_private(&self.path, &text)
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+    /// Serialises access: the mutex within this process, the lock file across processes.
+    fn guard(&self) -> Result<(std::sync::MutexGuard<'_, ()>, std::fs::File), SecretError> {
         // A panic while holding the lock cannot leave the file half-written (writes are
         // atomic renames), so a poisoned lock is safe to take over.
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+        let inner = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        Ok((inner, lock_beside(&self.path)?))
     }
 }
 
@@ -302,7 +330,7 @@ impl SecretStore for FileSecretStore {
 
     fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
         validate_name(name)?;
-        let _guard = self.guard();
+        let _guard = self.guard()?;
         let file = self.read()?;
         let Some(sealed) = file.entries.get(name) else {
             return Ok(None);
@@ -317,7 +345,7 @@ impl SecretStore for FileSecretStore {
 
     fn set(&self, name: &str, value: &Secret) -> Result<(), SecretError> {
         validate_name(name)?;
-        let _guard = self.guard();
+        let _guard = self.guard()?;
         let mut file = self.read()?;
         let sealed = self.seal(name, value.expose().as_bytes())?;
         file.entries.insert(name.to_owned(), sealed);
@@ -326,7 +354,7 @@ impl SecretStore for FileSecretStore {
 
     fn delete(&self, name: &str) -> Result<bool, SecretError> {
         validate_name(name)?;
-        let _guard = self.guard();
+        let _guard = self.guard()?;
         let mut file = self.read()?;
         let existed = file.entries.remove(name).is_some();
         if existed {
@@ -421,6 +449,45 @@ mod tests {
         let err = key_file_store(dir.path()).expect_err("must not mint a new key");
         assert!(matches!(err, SecretError::BadKey(_)), "{err}");
         assert!(!dir.path().join("secrets.key").exists());
+    }
+
+    #[test]
+    fn concurrent_writers_in_separate_stores_lose_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        key_file_store(dir.path()).expect("create");
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    // Separate stores stand for separate processes: only the lock file joins them.
+                    let store = key_file_store(&dir).expect("open");
+                    for i in 0..10 {
+                        store
+                            .set(&format!("k{t}-{i}"), &Secret::new(format!("v{t}-{i}")))
+                            .expect("set");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no panic");
+        }
+        let store = key_file_store(dir.path()).expect("open");
+        for t in 0..4 {
+            for i in 0..10 {
+                let v = store
+                    .get(&format!("k{t}-{i}"))
+                    .expect("get")
+                    .expect("every write kept");
+                assert_eq!(v.expose(), format!("v{t}-{i}"));
+            }
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary files left behind");
     }
 
     #[test]

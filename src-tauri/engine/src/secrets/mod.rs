@@ -155,7 +155,7 @@ pub fn doctor(store: &dyn SecretStore) -> DoctorReport {
         let back = store.get("doctor-probe")?;
         store.delete("doctor-probe")?;
         match back {
-            Some(v) if v == probe => Ok(()),
+            Some(v) if v.ct_eq(probe.expose().as_bytes()) => Ok(()),
             _ => Err(SecretError::Backend(
                 "a probe secret did not read back as written".into(),
             )),
