@@ -33,6 +33,7 @@
   const status = {
     state: 'connecting', reason: null, closeCode: null,
     version: null, applied: null, alertsShown: [], ttsStarted: [],
+    chartsReady: 0, chartPoints: {},
   };
   window.__stagehandOverlay = status;
 
@@ -44,7 +45,9 @@
   let currentLayers = []; // layers of the last rendered scene, in scene order
   const layerViews = new Map(); // layer id -> { kind, el, ...kind-specific state }
   const chatLines = []; // last MAX_CHAT_LINES chat.message payloads
-  let latestChart = null; // the chart widget reads this when it arrives
+  const chartData = new Map(); // symbol -> points, so a chart layer added later starts full
+  let lastChartSymbol = null; // what a chart layer without props.symbol shows
+  let chartLibrary = null; // Promise of window.LightweightCharts, loaded on first chart layer
   const alertQueue = [];
   const alertIdsSeen = new Set();
   let alertShowing = false;
@@ -133,7 +136,7 @@
       case 'scene.full': return receiveScene(message);
       case 'alert.show': return enqueueAlert(message);
       case 'chat.message': return addChatLine(message);
-      case 'chart.update': latestChart = message; return undefined;
+      case 'chart.update': return receiveChart(message);
       case 'tts.speak': return speak(message);
       default: return undefined; // newer servers may send types this page does not know yet
     }
@@ -180,11 +183,11 @@
   function renderLayers(layers) {
     const keep = new Set(layers.map((l) => l.id));
     for (const [id, view] of layerViews) {
-      if (!keep.has(id)) { stopMedia(view.el); view.el.remove(); layerViews.delete(id); }
+      if (!keep.has(id)) { destroyView(view); layerViews.delete(id); }
     }
     for (const layer of layers) {
       let view = layerViews.get(layer.id);
-      if (view && view.kind !== layer.kind) { stopMedia(view.el); view.el.remove(); view = null; }
+      if (view && view.kind !== layer.kind) { destroyView(view); view = null; }
       if (!view) {
         const el = document.createElement('div');
         el.className = `layer layer-${layer.kind}`;
@@ -197,6 +200,12 @@
       RENDERERS[layer.kind](view, layer.props || {});
     }
     currentLayers = layers;
+  }
+
+  function destroyView(view) {
+    stopMedia(view.el);
+    if (view.chart) view.chart.remove();
+    view.el.remove();
   }
 
   function placeLayer(el, layer) {
@@ -253,8 +262,102 @@
       view.list.append(...chatLines.map(chatLineElement));
       view.el.append(view.list);
     },
-    chart() { /* the chart widget comes later; it will read latestChart */ },
+    chart(view, props) { renderChart(view, props); },
   };
+
+  // ---- chart: TradingView Lightweight Charts (Apache-2.0, vendored in overlays/vendor) ----
+  // The licence asks for TradingView's attribution on the page: the library's own
+  // attributionLogo (a link to tradingview.com) stays on, and the layer carries the notice.
+
+  const MAX_CHART_POINTS = 5000;
+
+  function loadChartLibrary() {
+    chartLibrary ??= new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = '/overlay-assets/lightweight-charts.js';
+      script.onload = () => resolve(window.LightweightCharts);
+      script.onerror = () => { chartLibrary = null; reject(new Error('chart library did not load')); };
+      document.head.append(script);
+    });
+    return chartLibrary;
+  }
+
+  function chartPoint(point, kind) {
+    if (kind === 'candles') {
+      if (![point.open, point.high, point.low, point.close].every(Number.isFinite)) return null;
+      return { time: point.time, open: point.open, high: point.high, low: point.low, close: point.close };
+    }
+    const value = Number.isFinite(point.value) ? point.value : point.close;
+    return Number.isFinite(value) ? { time: point.time, value } : null;
+  }
+
+  function chartSeriesData(symbol, kind) {
+    return (chartData.get(symbol) || []).map((p) => chartPoint(p, kind)).filter(Boolean);
+  }
+
+  function renderChart(view, props) {
+    const symbol = typeof props.symbol === 'string' && props.symbol ? props.symbol : null;
+    const kind = props.series === 'candles' ? 'candles' : 'line';
+    const color = typeof props.color === 'string' ? props.color : '#2962ff';
+    if (view.chartKey === `${symbol}|${kind}|${color}`) return; // autoSize follows the layer's size
+    view.chartKey = `${symbol}|${kind}|${color}`;
+    view.symbol = symbol;
+    view.seriesKind = kind;
+    if (view.chart) { view.chart.remove(); view.chart = null; view.series = null; }
+    if (!view.host) {
+      view.host = document.createElement('div');
+      view.host.className = 'chart-host';
+      const notice = document.createElement('div');
+      notice.className = 'chart-attribution';
+      notice.textContent = 'Charts by TradingView Lightweight Charts\u2122';
+      view.el.append(view.host, notice);
+    }
+    const key = view.chartKey;
+    loadChartLibrary().then((lib) => {
+      if (view.chartKey !== key || !view.el.isConnected) return; // changed or removed meanwhile
+      const chart = lib.createChart(view.host, {
+        autoSize: true,
+        layout: { background: { type: 'solid', color: 'transparent' }, textColor: '#e8e8e8', attributionLogo: true },
+        grid: { vertLines: { visible: false }, horzLines: { color: 'rgba(255,255,255,0.08)' } },
+        timeScale: { timeVisible: true, borderVisible: false },
+        rightPriceScale: { borderVisible: false },
+      });
+      view.series = kind === 'candles'
+        ? chart.addSeries(lib.CandlestickSeries, {})
+        : chart.addSeries(lib.LineSeries, { color, lineWidth: 2 });
+      view.chart = chart;
+      view.series.setData(chartSeriesData(symbol ?? lastChartSymbol, kind));
+      chart.timeScale().fitContent();
+      status.chartsReady += 1;
+    }, (error) => { view.chartKey = null; console.warn(error.message); });
+  }
+
+  function receiveChart(message) {
+    const symbol = message.symbol;
+    if (typeof symbol !== 'string' || !Array.isArray(message.points)) return;
+    const data = message.replace ? [] : (chartData.get(symbol) || []);
+    const fresh = [];
+    for (const point of message.points) {
+      if (!point || !Number.isFinite(point.time)) continue;
+      const last = data[data.length - 1];
+      if (last && last.time === point.time) data[data.length - 1] = point;
+      else if (!last || point.time > last.time) data.push(point);
+      else continue;
+      fresh.push(point);
+    }
+    if (data.length > MAX_CHART_POINTS) data.splice(0, data.length - MAX_CHART_POINTS);
+    chartData.set(symbol, data);
+    lastChartSymbol = symbol;
+    for (const view of layerViews.values()) {
+      if (view.kind !== 'chart' || !view.series || (view.symbol ?? lastChartSymbol) !== symbol) continue;
+      if (message.replace) {
+        view.series.setData(chartSeriesData(symbol, view.seriesKind));
+        view.chart.timeScale().fitContent();
+      }
+      else for (const p of fresh) { const q = chartPoint(p, view.seriesKind); if (q) view.series.update(q); }
+    }
+    status.chartPoints[symbol] = data.length;
+  }
 
   // ---- chat ----
 

@@ -5,8 +5,7 @@ use support::{Browser, TestApp};
 
 async fn overlay_with_scene(app: &TestApp) -> (String, String) {
     let created: serde_json::Value = app
-        .post("/overlays")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/overlays")
         .json(&serde_json::json!({ "name": "Main", "width": 1280, "height": 720 }))
         .send()
         .await
@@ -24,9 +23,7 @@ async fn overlay_with_scene(app: &TestApp) -> (String, String) {
           "props": { "text": "not shown" } }
     ] } });
     let saved = app
-        .client
-        .put(app.at(&format!("/api/overlays/{id}/scene")))
-        .header("x-streamer-token", &app.token)
+        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
         .json(&scene)
         .send()
         .await
@@ -49,9 +46,7 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
         .cmd(serde_json::json!({"cmd": "waitText", "name": "a", "selector": "[data-layer-id=\"title\"]", "text": "Hello <b>Stagehand</b>"}))
         .await;
 
-    let sent: serde_json::Value = app
-        .post("/api/alerts")
-        .header("x-streamer-token", &app.token)
+    let sent: serde_json::Value = app.post_as_streamer("/api/alerts")
         .json(&serde_json::json!({ "overlayId": id, "kind": "follow", "title": "New follower", "message": "ada_lovelace" }))
         .send()
         .await
@@ -84,9 +79,7 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
         { "id": "title", "kind": "text", "x": 60, "y": 40, "w": 800, "h": 90, "props": { "text": "Live now" } }
     ] } });
     let saved = app
-        .client
-        .put(app.at(&format!("/api/overlays/{id}/scene")))
-        .header("x-streamer-token", &app.token)
+        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
         .json(&edit)
         .send()
         .await
@@ -120,5 +113,127 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
         "deleting the overlay closes the open page: {closed}"
     );
     assert_eq!(closed["state"]["closeCode"], 4403);
+    browser.quit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and node; run by scripts/test"]
+async fn browser_chart_and_chat_widgets_draw_pushed_data() {
+    let app = TestApp::start().await;
+    let created: serde_json::Value = app
+        .post_as_streamer("/overlays")
+        .json(&serde_json::json!({ "name": "Trading", "width": 1280, "height": 720 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["overlayId"].as_str().unwrap().to_owned();
+    let scene = serde_json::json!({ "version": 1, "scene": { "layers": [
+        { "id": "price", "kind": "chart", "x": 20, "y": 20, "w": 760, "h": 420,
+          "props": { "symbol": "BTCUSD", "series": "line", "color": "#f7931a" } },
+        { "id": "chat", "kind": "chat_box", "x": 820, "y": 20, "w": 420, "h": 420 }
+    ] } });
+    let saved = app
+        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
+        .json(&scene)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    let mut browser = Browser::start().await;
+    let url = created["signedUrl"].as_str().unwrap();
+    browser.cmd(serde_json::json!({"cmd": "open", "name": "a", "url": url, "width": 1280, "height": 720})).await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitSelector", "name": "a", "selector": "[data-layer-id=\"price\"] canvas"}))
+        .await;
+
+    let points: Vec<serde_json::Value> = (0..50)
+        .map(|i: i32| serde_json::json!({ "time": 1_800_000_000 + i64::from(i) * 60, "value": 60_000.0 + f64::from(i * 37 % 500) }))
+        .collect();
+    let pushed = app.post_as_streamer("/api/chart/updates")
+        .json(&serde_json::json!({ "overlayId": id, "symbol": "BTCUSD", "replace": true, "points": points }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 202);
+    let chat = app.post_as_streamer("/api/chat/messages")
+        .json(&serde_json::json!({ "overlayId": id, "user": "grace", "text": "<i>to the moon</i>", "color": "#33ccff" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 202);
+    browser
+        .cmd(serde_json::json!({"cmd": "waitText", "name": "a", "selector": "[data-layer-id=\"chat\"]", "text": "<i>to the moon</i>"}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitText", "name": "a", "selector": "[data-layer-id=\"price\"] .chart-attribution", "text": "TradingView"}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitSelector", "name": "a", "selector": "[data-layer-id=\"price\"] a[href*=\"tradingview.com\"]"}))
+        .await;
+    let state = browser
+        .cmd(serde_json::json!({"cmd": "state", "name": "a"}))
+        .await;
+    assert_eq!(state["state"]["chartPoints"]["BTCUSD"], 50, "{state}");
+    assert_eq!(state["state"]["chartsReady"], 1);
+    let shot = std::env::temp_dir().join("stagehand-overlay-chart.png");
+    browser
+        .cmd(serde_json::json!({"cmd": "screenshot", "name": "a", "path": shot, "background": "#1b1e24"}))
+        .await;
+    browser.quit().await;
+}
+
+/// What the desktop shell does with its window, in a real browser: the sign-in page takes a
+/// one-time code (never a URL parameter), lands on the home page, and the live link connects.
+#[tokio::test]
+#[ignore = "needs Chromium and node; run by scripts/test"]
+async fn browser_panel_signs_in_with_a_one_time_code_and_goes_live() {
+    let app = TestApp::start().await;
+    let mut browser = Browser::start().await;
+    let login = browser
+        .cmd(serde_json::json!({"cmd": "goto", "name": "p", "url": app.at("/")}))
+        .await;
+    assert!(
+        login["url"].as_str().unwrap().ends_with("/login"),
+        "signed out, / sends you to sign in: {login}"
+    );
+
+    let code = app.engine.issue_login_code().unwrap();
+    let js = format!(
+        "window.__stagehandSignIn({})",
+        serde_json::to_string(code.expose()).unwrap()
+    );
+    browser
+        .cmd(serde_json::json!({"cmd": "eval", "name": "p", "js": js}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitPath", "name": "p", "path": "/"}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitText", "name": "p", "selector": "#version", "text": stagehand_engine::VERSION}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitText", "name": "p", "selector": "#live", "text": "connected"}))
+        .await;
+    // Something happens in the engine: the panel's activity list shows it live.
+    let denied = app
+        .post("/session")
+        .json(&serde_json::json!({ "token": "wrong" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    browser
+        .cmd(serde_json::json!({"cmd": "waitText", "name": "p", "selector": "#activity", "text": "auth.login (denied)"}))
+        .await;
+    let url = browser
+        .cmd(serde_json::json!({"cmd": "eval", "name": "p", "js": "location.href"}))
+        .await;
+    assert!(
+        !url["value"].as_str().unwrap().contains(code.expose()),
+        "the code is never in the URL"
+    );
     browser.quit().await;
 }

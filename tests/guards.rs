@@ -96,8 +96,7 @@ async fn strict_origin_refuses_browser_writes_without_origin_but_not_api_clients
         .unwrap();
     assert_eq!(error_code(bare).await, (403, "origin_required".into()));
     let api = app
-        .post("/api/alerts")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/api/alerts")
         .json(&serde_json::json!({ "kind": "test", "title": "from a script" }))
         .send()
         .await

@@ -6,7 +6,9 @@
 mod auth;
 mod browser;
 mod guards;
+mod media;
 mod overlays;
 mod persistence;
 mod probes;
 mod secrets;
+mod tts;

@@ -3,68 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use stagehand_engine::clock::ManualClock;
-use support::{Options, TestApp, error_code, logs};
+use support::{
+    Options, Socket, TestApp, closed, connect_overlay, error_code, logs, next_json, socket_url,
+};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn create(app: &TestApp, name: &str) -> serde_json::Value {
-    let response = app
-        .post("/overlays")
-        .header("x-streamer-token", &app.token)
-        .json(&serde_json::json!({ "name": name, "width": 1280, "height": 720 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
-fn socket_url(signed: &str) -> String {
-    signed
-        .replacen("http://", "ws://", 1)
-        .replacen("/o/", "/ws/overlay/", 1)
+    app.create_overlay(name).await
 }
 
 async fn connect(signed: &str) -> Socket {
-    tokio_tungstenite::connect_async(socket_url(signed))
-        .await
-        .expect("socket opens")
-        .0
-}
-
-/// Next JSON text message (skipping pings).
-async fn next_json(socket: &mut Socket) -> serde_json::Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("no socket error");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
-/// Waits for the close frame and returns its code and reason.
-async fn closed(socket: &mut Socket) -> (u16, String) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("closes within 10 s")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.to_string());
-            }
-            Some(Ok(Message::Close(None))) | None => return (0, String::new()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("socket error instead of a close: {e}"),
-        }
-    }
+    connect_overlay(signed).await
 }
 
 fn layer(id: &str, text: &str, x: i64) -> serde_json::Value {
@@ -78,9 +29,7 @@ async fn put_scene(
     base: i64,
     layers: serde_json::Value,
 ) -> reqwest::Response {
-    app.client
-        .put(app.at(&format!("/api/overlays/{id}/scene")))
-        .header("x-streamer-token", &app.token)
+    app.put_as_streamer(&format!("/api/overlays/{id}/scene"))
         .json(&serde_json::json!({ "version": base, "scene": { "layers": layers } }))
         .send()
         .await
@@ -118,8 +67,7 @@ async fn overlays_are_created_listed_renamed_and_limited() {
 
     create(&app, "Second").await;
     let third = app
-        .post("/overlays")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/overlays")
         .json(&serde_json::json!({ "name": "Third" }))
         .send()
         .await
@@ -128,14 +76,7 @@ async fn overlays_are_created_listed_renamed_and_limited() {
         error_code(third).await,
         (403, "overlay_limit_reached".into())
     );
-    let list: serde_json::Value = app
-        .get_as_streamer("/overlays")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.get_json("/overlays").await;
     assert_eq!(
         list["overlays"].as_array().unwrap().len(),
         2,
@@ -143,8 +84,7 @@ async fn overlays_are_created_listed_renamed_and_limited() {
     );
 
     let bad = app
-        .post("/overlays")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/overlays")
         .json(&serde_json::json!({ "name": "", "width": 5 }))
         .send()
         .await
@@ -201,14 +141,7 @@ async fn the_page_needs_a_valid_signature() {
         "a signature is bound to its overlay"
     );
 
-    let expiring: serde_json::Value = app
-        .get_as_streamer(&format!("/overlays/{id}?expires_in=60"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let expiring: serde_json::Value = app.get_json(&format!("/overlays/{id}?expires_in=60")).await;
     let expiring = expiring["signedUrl"].as_str().unwrap().to_owned();
     assert!(expiring.contains("&exp="));
     assert_eq!(
@@ -282,8 +215,7 @@ async fn rotating_the_key_invalidates_every_link() {
     let mut open = connect(&signed).await;
     next_json(&mut open).await;
     let rotated = app
-        .post("/api/overlays/rotate-key")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/api/overlays/rotate-key")
         .send()
         .await
         .unwrap();
@@ -359,14 +291,7 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
     let body: serde_json::Value = stale.json().await.unwrap();
     assert_eq!(body["error"]["code"], "version_conflict");
     assert_eq!(body["error"]["details"]["currentVersion"], 2);
-    let current: serde_json::Value = app
-        .get_as_streamer(&format!("/api/overlays/{id}/scene"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current: serde_json::Value = app.get_json(&format!("/api/overlays/{id}/scene")).await;
     assert_eq!(current["version"], 2);
     assert_eq!(
         current["scene"]["layers"][0]["props"]["text"], "Hello",
@@ -374,9 +299,7 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
     );
 
     let if_match = app
-        .client
-        .put(app.at(&format!("/api/overlays/{id}/scene")))
-        .header("x-streamer-token", &app.token)
+        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
         .header("if-match", "\"2\"")
         .json(&serde_json::json!({ "scene": { "layers": [layer("title", "Via If-Match", 20)] } }))
         .send()
@@ -392,9 +315,7 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
     .await;
     assert_eq!(error_code(invalid).await, (422, "invalid_fields".into()));
     let no_version = app
-        .client
-        .put(app.at(&format!("/api/overlays/{id}/scene")))
-        .header("x-streamer-token", &app.token)
+        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
         .json(&serde_json::json!({ "scene": { "layers": [] } }))
         .send()
         .await
@@ -451,14 +372,7 @@ async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
     // Applied reports are handled in order per socket; wait for them through the API.
     let mut figures = serde_json::Value::Null;
     for _ in 0..500 {
-        figures = app
-            .get_as_streamer("/api/metrics/realtime")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        figures = app.get_json("/api/metrics/realtime").await;
         let pages = figures["overlays"][&id]
             .as_array()
             .cloned()
@@ -502,9 +416,7 @@ async fn alerts_reach_every_page_of_the_overlay() {
     for s in [&mut a, &mut b, &mut c] {
         next_json(s).await;
     }
-    let sent = app
-        .post("/api/alerts")
-        .header("x-streamer-token", &app.token)
+    let sent = app.post_as_streamer("/api/alerts")
         .json(&serde_json::json!({ "overlayId": main["overlayId"], "kind": "follow", "title": "New follower", "message": "ada" }))
         .send()
         .await
@@ -520,8 +432,7 @@ async fn alerts_reach_every_page_of_the_overlay() {
         assert_eq!(alert["duration_ms"], 5000);
     }
     let everyone = app
-        .post("/api/alerts")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/api/alerts")
         .json(&serde_json::json!({ "kind": "raid", "title": "Raid!" }))
         .send()
         .await
@@ -536,8 +447,7 @@ async fn alerts_reach_every_page_of_the_overlay() {
         "without overlayId every overlay gets it"
     );
     let bad = app
-        .post("/api/alerts")
-        .header("x-streamer-token", &app.token)
+        .post_as_streamer("/api/alerts")
         .json(&serde_json::json!({ "kind": "Follow!", "title": "" }))
         .send()
         .await
@@ -589,18 +499,89 @@ async fn a_stalled_page_does_not_delay_a_healthy_one() {
         .await
         .expect("the healthy page is not held back by the stalled one")
         .expect("reader ok");
-    let figures: serde_json::Value = app
-        .get_as_streamer("/api/metrics/realtime")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let figures: serde_json::Value = app.get_json("/api/metrics/realtime").await;
     let pages = figures["overlays"][&id].as_array().unwrap();
     assert_eq!(pages.len(), 2);
     assert!(
         pages.iter().any(|p| p["dropped"].as_u64().unwrap() > 0),
         "the stalled page really was stalled (its queue overflowed): {figures}"
     );
+}
+
+#[tokio::test]
+async fn chat_and_chart_feeds_reach_pages_and_bad_data_is_refused() {
+    let app = TestApp::start().await;
+    let overlay = create(&app, "Main").await;
+    let mut page = connect(overlay["signedUrl"].as_str().unwrap()).await;
+    next_json(&mut page).await;
+    let chat = app
+        .post_as_streamer("/api/chat/messages")
+        .json(&serde_json::json!({ "user": "ada", "text": "hi chat", "color": "#ff0" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 202);
+    let line = next_json(&mut page).await;
+    assert_eq!(
+        (line["type"].as_str(), line["text"].as_str()),
+        (Some("chat.message"), Some("hi chat"))
+    );
+
+    let chart = app
+        .post_as_streamer("/api/chart/updates")
+        .json(&serde_json::json!({ "symbol": "ETHUSD", "points": [
+            { "time": 10, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5 },
+            { "time": 20, "open": 1.5, "high": 2.5, "low": 1.0, "close": 2.0 } ] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chart.status(), 202);
+    let update = next_json(&mut page).await;
+    assert_eq!(update["type"], "chart.update");
+    assert_eq!(update["points"][1]["close"], 2.0);
+
+    for (body, why) in [
+        (
+            serde_json::json!({ "symbol": "X", "points": [{ "time": 2, "value": 1.0 }, { "time": 1, "value": 1.0 }] }),
+            "out of order",
+        ),
+        (
+            serde_json::json!({ "symbol": "X", "points": [{ "time": 1, "value": 1.0, "close": 2.0 }] }),
+            "mixed point",
+        ),
+        (
+            serde_json::json!({ "symbol": "X", "points": [] }),
+            "no points",
+        ),
+        (
+            serde_json::json!({ "symbol": "has space", "points": [{ "time": 1, "value": 1.0 }] }),
+            "bad symbol",
+        ),
+    ] {
+        let refused = app
+            .post_as_streamer("/api/chart/updates")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(refused).await,
+            (422, "invalid_fields".into()),
+            "{why}"
+        );
+    }
+    let bad_chat = app
+        .post_as_streamer("/api/chat/messages")
+        .json(&serde_json::json!({ "user": "ada", "text": "x", "color": "red;background:url(x)" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(bad_chat).await, (422, "invalid_fields".into()));
+    // Nothing refused reached the page: the next thing it gets is this alert.
+    app.post_as_streamer("/api/alerts")
+        .json(&serde_json::json!({ "kind": "test", "title": "marker" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut page).await["title"], "marker");
 }

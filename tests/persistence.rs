@@ -58,14 +58,7 @@ async fn data_written_before_a_restart_is_there_after_it() {
         migrations_before,
         "the same rows, with the same applied times: nothing re-ran"
     );
-    let entries: serde_json::Value = app
-        .get_as_streamer("/api/audit")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let entries: serde_json::Value = app.get_json("/api/audit").await;
     let entries = entries["entries"].as_array().unwrap();
     assert!(
         entries
@@ -94,26 +87,14 @@ async fn the_audit_log_pages_newest_first() {
             .await
             .unwrap();
     }
-    let first: serde_json::Value = app
-        .get_as_streamer("/api/audit?limit=2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: serde_json::Value = app.get_json("/api/audit?limit=2").await;
     let first = first["entries"].as_array().unwrap().clone();
     assert_eq!(first.len(), 2);
     assert_eq!(first[0]["target"], "4");
     let before = first[1]["id"].as_i64().unwrap();
     let next: serde_json::Value = app
-        .get_as_streamer(&format!("/api/audit?limit=2&before={before}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/audit?limit=2&before={before}"))
+        .await;
     assert_eq!(next["entries"][0]["target"], "2");
     let bad = app
         .get_as_streamer("/api/audit?limit=lots")

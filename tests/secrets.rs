@@ -186,14 +186,7 @@ async fn keychain_backend_round_trip() {
         ..Options::default()
     };
     let app = TestApp::start_with(options()).await;
-    let status: serde_json::Value = app
-        .get_as_streamer("/api/status")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = app.get_json("/api/status").await;
     assert_eq!(status["secretBackend"], "keychain");
     app.engine
         .secret_set("obs-password", Secret::new("kc-value"))

@@ -5,10 +5,16 @@
 //
 // Commands (`name` names a page opened by `open`; `timeout_ms` overrides the 10 s default):
 //   open        {name, url, width?, height?}  -> {ok, name, version}   page connected and applied a scene
+//   goto        {name, url}                    -> {ok, status, url}     any page (the panel), no overlay wait
+//   eval        {name, js}                     -> {ok, value}           runs js (an expression) in the page
+//   waitPath    {name, path}                   -> {ok}                  the page's location.pathname became path
 //   waitText    {name, selector, text}         -> {ok}                  element's textContent contains text
 //   waitAlert   {name, title}                  -> {ok, alertId}         a visible .alert whose title is exactly title
 //   waitApplied {name, version}                -> {ok, applied}         page applied this version or a later one
 //   waitState   {name, state}                  -> {ok, state}           page's connection state became this
+//   waitTts     {name, id}                     -> {ok, started, audio}  speech id started playing (ttsStarted has it);
+//                                                                       audio: the page's <audio> clips {src, paused, currentTime}
+//   waitSelector {name, selector}              -> {ok}                  an element matching selector is attached
 //   state       {name}                         -> {ok, state}           window.__stagehandOverlay
 //   status      {url}                          -> {ok, status}          HTTP status of loading url in a fresh page
 //   screenshot  {name, path, background?}      -> {ok}                  background paints the transparent page
@@ -95,6 +101,28 @@ const commands = {
     return { name: command.name, version };
   },
 
+  async goto(command, timeout) {
+    required(command, 'name', 'url');
+    const old = pages.get(command.name);
+    if (old) { pages.delete(command.name); await old.close().catch(() => {}); }
+    const page = await newPage(command.width, command.height);
+    pages.set(command.name, page);
+    const response = await page.goto(command.url, { timeout, waitUntil: 'load' });
+    return { status: response ? response.status() : 0, url: page.url() };
+  },
+
+  async eval(command) {
+    required(command, 'name', 'js');
+    const value = await pageNamed(command.name).evaluate((js) => (0, eval)(js), command.js);
+    return { value: value ?? null };
+  },
+
+  async waitPath(command, timeout) {
+    required(command, 'name', 'path');
+    await waitFor(pageNamed(command.name), (path) => location.pathname === path, command.path, timeout);
+    return {};
+  },
+
   async waitText(command, timeout) {
     required(command, 'name', 'selector', 'text');
     await waitFor(pageNamed(command.name), ({ selector, text }) => {
@@ -129,6 +157,26 @@ const commands = {
     const page = pageNamed(command.name);
     await waitFor(page, (wanted) => window.__stagehandOverlay?.state === wanted, command.state, timeout);
     return { state: await page.evaluate(() => window.__stagehandOverlay) };
+  },
+
+  // The page records a speech id only once playback has really started (audio.play() resolved,
+  // or SpeechSynthesis fired onstart), so this proves the clip plays, not just that it arrived.
+  async waitTts(command, timeout) {
+    required(command, 'name', 'id');
+    const page = pageNamed(command.name);
+    await waitFor(page, (id) => Boolean(window.__stagehandOverlay?.ttsStarted?.includes(id)), command.id, timeout);
+    return page.evaluate(() => ({
+      started: window.__stagehandOverlay.ttsStarted,
+      audio: [...document.querySelectorAll('audio.tts-audio')].map((a) => ({
+        src: a.getAttribute('src'), paused: a.paused, currentTime: a.currentTime,
+      })),
+    }));
+  },
+
+  async waitSelector(command, timeout) {
+    required(command, 'name', 'selector');
+    await pageNamed(command.name).waitForSelector(command.selector, { state: 'attached', timeout });
+    return {};
   },
 
   async state(command) {

@@ -181,6 +181,36 @@ impl TestApp {
         self.get(path).header("x-streamer-token", &self.token)
     }
 
+    /// A POST with the streamer token.
+    pub fn post_as_streamer(&self, path: &str) -> reqwest::RequestBuilder {
+        self.post(path).header("x-streamer-token", &self.token)
+    }
+
+    /// A PUT with the streamer token.
+    pub fn put_as_streamer(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(self.at(path))
+            .header("x-streamer-token", &self.token)
+    }
+
+    /// GETs a streamer endpoint and parses its JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get_as_streamer(path).send().await.expect("request");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// Creates an overlay (asserting 201) and returns it, `signedUrl` included.
+    pub async fn create_overlay(&self, name: &str) -> serde_json::Value {
+        let response = self
+            .post_as_streamer("/overlays")
+            .json(&serde_json::json!({ "name": name, "width": 1280, "height": 720 }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "the overlay is created");
+        response.json().await.expect("a JSON body")
+    }
+
     /// Stops the server and waits for it to finish; the data dir stays.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -286,5 +316,58 @@ impl Browser {
     pub async fn quit(mut self) {
         let _ = self.try_cmd(serde_json::json!({"cmd": "quit"})).await;
         let _ = self.child.wait().await;
+    }
+}
+
+/// A client WebSocket, as the tests hold it.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The socket URL of an overlay's signed page link.
+pub fn socket_url(signed: &str) -> String {
+    signed
+        .replacen("http://", "ws://", 1)
+        .replacen("/o/", "/ws/overlay/", 1)
+}
+
+/// Opens an overlay's socket from its signed page link.
+pub async fn connect_overlay(signed: &str) -> Socket {
+    tokio_tungstenite::connect_async(socket_url(signed))
+        .await
+        .expect("socket opens")
+        .0
+}
+
+/// The next JSON text message (pings skipped), within 10 s.
+pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("socket open")
+            .expect("no socket error");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON text");
+        }
+    }
+}
+
+/// Waits for the close frame and returns its code and reason.
+pub async fn closed(socket: &mut Socket) -> (u16, String) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("closes within 10 s")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None => return (0, String::new()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("socket error instead of a close: {e}"),
+        }
     }
 }

@@ -100,6 +100,16 @@ pub fn home_page(status: &EngineStatus) -> String {
                             " "
                             <span class="muted">{status.secret_location.clone()}</span>
                         </dd>
+                        <dt>"Speech"</dt>
+                        <dd>
+                            <span id="tts-engine" class="badge">
+                                {status.tts_engine.clone().unwrap_or_else(|| "browser voices".to_owned())}
+                            </span>
+                            {status.tts_engine.is_none().then(|| view! {
+                                " "
+                                <span class="muted">"install espeak-ng so OBS captures overlay speech"</span>
+                            })}
+                        </dd>
                         <dt>"Running since"</dt>
                         <dd>
                             <time datetime=status.started_at.clone()>{status.started_at.clone()}</time>
@@ -169,6 +179,7 @@ mod tests {
             uptime_seconds: 3723,
             local_url: "http://127.0.0.1:7420".into(),
             config_warnings: vec!["unknown key `x`".into()],
+            tts_engine: Some("espeak-ng".into()),
         }
     }
 
@@ -184,6 +195,15 @@ mod tests {
         assert!(html.contains("1 h 02 min 03 s"));
         assert!(html.contains("unknown key `x`"));
         assert!(html.contains("/ui/home.js"));
+        assert!(html.contains("espeak-ng"), "the speech renderer is shown");
+        let without = home_page(&EngineStatus {
+            tts_engine: None,
+            ..status()
+        });
+        assert!(
+            without.contains("browser voices"),
+            "no renderer says so: {without}"
+        );
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Quotas.
     pub limits: LimitsConfig,
+    /// Uploaded media.
+    pub media: MediaConfig,
+    /// Text to speech.
+    pub tts: TtsConfig,
     /// Resolved data directory (not a config key).
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -212,6 +216,46 @@ pub struct LimitsConfig {
     pub scene_layers: usize,
     /// Queue length of one overlay page.
     pub overlay_page_queue: usize,
+}
+
+/// `[media]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Largest uploaded file in bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// Which program renders speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TtsEngineChoice {
+    /// The platform's program, if on PATH.
+    Auto,
+    /// espeak-ng.
+    EspeakNg,
+    /// macOS `say`.
+    Say,
+    /// SAPI through PowerShell (Windows).
+    Sapi,
+    /// None: pages use the browser's SpeechSynthesis.
+    None,
+}
+
+/// `[tts]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Renderer.
+    pub engine: TtsEngineChoice,
+    /// Longest render before the program is stopped (ms).
+    pub render_timeout_ms: u64,
+    /// Most cached audio files.
+    pub cache_max_files: usize,
+    /// Most cached audio bytes.
+    pub cache_max_bytes: u64,
+    /// Cached audio unused this long is deleted (seconds).
+    pub cache_max_age_seconds: u64,
 }
 
 /// Log output format on stderr.
@@ -335,6 +379,21 @@ impl Config {
         if self.security.login_attempts_per_minute == 0 {
             return Err(ConfigError::Invalid(
                 "security.login_attempts_per_minute must be at least 1".into(),
+            ));
+        }
+        if !(1024..=4 << 30).contains(&self.media.max_upload_bytes) {
+            return Err(ConfigError::Invalid(
+                "media.max_upload_bytes must be between 1024 and 4294967296 (4 GiB)".into(),
+            ));
+        }
+        if !(1..=600_000).contains(&self.tts.render_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "tts.render_timeout_ms must be between 1 and 600000 (10 minutes)".into(),
+            ));
+        }
+        if self.tts.cache_max_files == 0 || self.tts.cache_max_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "tts.cache_max_files and tts.cache_max_bytes must be at least 1".into(),
             ));
         }
         Ok(())

@@ -11,12 +11,14 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod overlays;
 pub mod random;
 mod secret;
 pub mod secrets;
 pub mod store;
+pub mod tts;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +58,12 @@ pub enum EngineError {
     /// Overlay operation refused.
     #[error(transparent)]
     Overlay(#[from] overlays::OverlayError),
+    /// Media upload refused or media missing.
+    #[error(transparent)]
+    Media(#[from] media::MediaError),
+    /// Speech request refused or its rendering failed.
+    #[error(transparent)]
+    Tts(#[from] tts::TtsError),
     /// A blocking task failed.
     #[error("background task failed: {0}")]
     Task(String),
@@ -75,6 +83,7 @@ struct EngineInner {
     overlay_hub: overlays::hub::OverlayHub,
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
+    tts: tts::Tts,
     started_ms: i64,
     started: std::time::Instant,
 }
@@ -139,6 +148,7 @@ impl Engine {
             &[("version", VERSION)],
             1.0,
         );
+        let tts = tts::Tts::start(&config).await?;
         let started_ms = clock.now_ms();
         let page_queue = config.limits.overlay_page_queue;
         Ok(Self {
@@ -156,6 +166,7 @@ impl Engine {
                 overlay_hub: overlays::hub::OverlayHub::new(page_queue),
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
+                tts,
                 started_ms,
                 started,
             }),
@@ -246,6 +257,7 @@ impl Engine {
             uptime_seconds: self.inner.started.elapsed().as_secs(),
             local_url: local_url.to_owned(),
             config_warnings: self.inner.config.warnings.clone(),
+            tts_engine: self.tts_engine().map(str::to_owned),
         }
     }
 }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "overlays",
         include_str!("../migrations/0002_overlays.sql"),
     ),
+    (3, "media", include_str!("../migrations/0003_media.sql")),
 ];
 
 /// Errors from the store.

@@ -73,6 +73,10 @@ pub struct EngineStatus {
     pub local_url: String,
     /// Configuration keys that were present but not understood.
     pub config_warnings: Vec<String>,
+    /// The program that renders text to speech (`espeak-ng`, `say`, `sapi`); `None` when
+    /// overlay pages fall back to the browser's SpeechSynthesis.
+    #[serde(default)]
+    pub tts_engine: Option<String>,
 }
 
 #[cfg(test)]

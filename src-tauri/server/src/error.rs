@@ -111,6 +111,8 @@ impl From<EngineError> for ApiError {
                 Self::bad_request("invalid_secret_name", err.to_string())
             }
             EngineError::Overlay(e) => overlay_error(e),
+            EngineError::Media(e) => media_error(e),
+            EngineError::Tts(e) => crate::tts::error(e),
             EngineError::Store(ref e) => Self::internal("store_error", e),
             other => Self::internal("internal_error", &other),
         }
@@ -136,6 +138,51 @@ fn overlay_error(err: OverlayError) -> ApiError {
         }
         OverlayError::LinkRefused(_) => {
             ApiError::new(StatusCode::FORBIDDEN, "overlay_link_invalid", message)
+        }
+    }
+}
+
+fn media_error(err: stagehand_engine::media::MediaError) -> ApiError {
+    use stagehand_engine::media::MediaError;
+    let message = err.to_string();
+    match err {
+        MediaError::Unsupported => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        ),
+        MediaError::TooLarge { limit } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+                .with_details(serde_json::json!({ "limit": limit }))
+        }
+        MediaError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "media_not_found", message),
+        MediaError::Io(ref e) => ApiError::internal("media_storage_error", e),
+    }
+}
+
+impl From<axum::extract::multipart::MultipartRejection> for ApiError {
+    fn from(rejection: axum::extract::multipart::MultipartRejection) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "send the upload as multipart/form-data with one field named `file` ({})",
+                rejection.body_text()
+            ),
+        )
+    }
+}
+
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(err: axum::extract::multipart::MultipartError) -> Self {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this endpoint accepts (media.max_upload_bytes)",
+            )
+        } else {
+            Self::bad_request("invalid_multipart", err.body_text())
         }
     }
 }

@@ -8,10 +8,12 @@
 pub mod auth;
 pub mod error;
 pub mod guard;
+mod media;
 mod overlay_socket;
 mod overlays;
 pub mod ratelimit;
 mod routes;
+mod tts;
 pub mod ws;
 
 use std::future::Future;
@@ -100,10 +102,22 @@ pub fn router(state: AppState) -> Router {
             get(overlays::scene_get).put(overlays::scene_put),
         )
         .route("/api/alerts", post(overlays::alert))
+        .route("/api/tts/speak", post(tts::speak))
+        .route("/tts/{file}", get(tts::audio))
+        .route("/api/chat/messages", post(overlays::chat))
+        .route("/api/chart/updates", post(overlays::chart))
         .route("/api/metrics/realtime", get(overlays::realtime))
         .route("/o/{id}", get(overlays::page))
         .route("/overlay-assets/{file}", get(overlays::asset))
         .route("/ws/overlay/{id}", get(overlay_socket::upgrade))
+        .route(
+            "/api/media",
+            get(media::list)
+                .post(media::upload)
+                .layer(media::upload_body_limit(&state)),
+        )
+        .route("/api/media/{id}", axum::routing::delete(media::delete))
+        .route("/media/{id}", get(media::serve))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

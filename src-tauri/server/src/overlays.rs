@@ -9,7 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use stagehand_engine::overlays::{AlertRequest, Overlay, OverlayChanges, Scene};
+use stagehand_engine::overlays::{
+    AlertRequest, ChartUpdate, ChatMessage, Overlay, OverlayChanges, Scene,
+};
 
 use crate::AppState;
 use crate::auth::Streamer;
@@ -19,6 +21,9 @@ use crate::error::ApiError;
 pub const OVERLAY_HTML: &str = include_str!("../../../overlays/overlay.html");
 const OVERLAY_JS: &str = include_str!("../../../overlays/overlay.js");
 const OVERLAY_CSS: &str = include_str!("../../../overlays/overlay.css");
+/// TradingView Lightweight Charts (Apache-2.0), vendored; see overlays/vendor/lightweight-charts.
+const CHART_JS: &str =
+    include_str!("../../../overlays/vendor/lightweight-charts/lightweight-charts.js");
 
 /// What overlay pages may load: only this server; media from it too.
 const OVERLAY_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -247,6 +252,26 @@ pub async fn alert(
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
+/// `POST /api/chat/messages` — a chat line for chat boxes (test data now; chat later).
+pub async fn chat(
+    _: Streamer,
+    State(state): State<AppState>,
+    json: Result<Json<ChatMessage>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let delivery = state.engine.chat_message(body(json)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
+}
+
+/// `POST /api/chart/updates` — points for chart layers (test data now; webhooks later).
+pub async fn chart(
+    _: Streamer,
+    State(state): State<AppState>,
+    json: Result<Json<ChartUpdate>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let delivery = state.engine.chart_update(body(json)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
+}
+
 /// `GET /api/metrics/realtime`
 pub async fn realtime(_: Streamer, State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(state.engine.overlay_realtime())
@@ -283,6 +308,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "overlay.js" => (OVERLAY_JS, "text/javascript; charset=utf-8"),
         "overlay.css" => (OVERLAY_CSS, "text/css; charset=utf-8"),
+        "lightweight-charts.js" => (CHART_JS, "text/javascript; charset=utf-8"),
         _ => return ApiError::not_found().into_response(),
     };
     (

@@ -20,17 +20,27 @@ use crate::error::ApiError;
 /// How often a cookie-authenticated socket re-checks that its session still exists.
 const SESSION_RECHECK: Duration = Duration::from_secs(15);
 
-/// Maps a failed upgrade (no Upgrade header, wrong version) to the JSON error shape.
+/// Maps a failed upgrade (no Upgrade header, wrong version) to the JSON error shape, and sizes
+/// the socket for what Stagehand's sockets carry: small JSON messages. tungstenite's defaults
+/// (128 KiB read and write buffers per socket) would cost more than everything else a
+/// connected overlay page holds; incoming messages are capped so a page cannot send megabytes.
 pub fn upgrade_or_error(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<WebSocketUpgrade, ApiError> {
-    upgrade.map_err(|e| {
-        ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            e.body_text(),
-        )
-    })
+    upgrade
+        .map(|u| {
+            u.read_buffer_size(4 * 1024)
+                .write_buffer_size(0)
+                .max_message_size(64 * 1024)
+                .max_frame_size(64 * 1024)
+        })
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                e.body_text(),
+            )
+        })
 }
 
 /// Upgrades to the event stream.

@@ -7,6 +7,7 @@
 //! saves against the version it started from, and a stale base is refused. Every change is
 //! pushed to the overlay's connected pages through the [`hub::OverlayHub`].
 
+pub mod feed;
 pub mod hub;
 pub mod scene;
 
@@ -19,6 +20,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use sha2::Sha256;
 
+pub use feed::{ChartPoint, ChartUpdate, ChatMessage};
 pub use scene::{Layer, LayerKind, Scene};
 
 use crate::clock::rfc3339;
