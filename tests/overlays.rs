@@ -403,6 +403,10 @@ async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
         metrics.contains("stagehand_overlay_apply_seconds_count"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("stagehand_overlay_pages_connected 3"),
+        "the pages are counted in /metrics too: {metrics}"
+    );
 }
 
 #[tokio::test]

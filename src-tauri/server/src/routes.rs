@@ -34,6 +34,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics` — Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let engine = &state.engine;
+    // Refreshes the overlay gauges (pages connected, sent, dropped).
+    engine.overlay_realtime();
     engine.metrics().gauge_set(
         "stagehand_uptime_seconds",
         "Seconds since the engine started.",

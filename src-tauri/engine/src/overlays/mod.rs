@@ -622,11 +622,24 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .percentiles();
         let pages: usize = figures.values().map(Vec::len).sum();
-        self.metrics().gauge_set(
+        let metrics = self.metrics();
+        metrics.gauge_set(
             "stagehand_overlay_pages_connected",
             "Overlay pages connected now.",
             &[],
             pages as f64,
+        );
+        metrics.gauge_set(
+            "stagehand_overlay_messages_sent",
+            "Messages queued for overlay pages since start.",
+            &[],
+            sent as f64,
+        );
+        metrics.gauge_set(
+            "stagehand_overlay_messages_dropped",
+            "Messages dropped for stalled overlay pages since start.",
+            &[],
+            dropped as f64,
         );
         serde_json::json!({
             "overlays": figures,
