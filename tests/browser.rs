@@ -235,5 +235,26 @@ async fn browser_panel_signs_in_with_a_one_time_code_and_goes_live() {
         !url["value"].as_str().unwrap().contains(code.expose()),
         "the code is never in the URL"
     );
+    // Signing out with the page's own form, then in again with the token form: real form posts,
+    // whose Origin the guard checks.
+    browser
+        .cmd(serde_json::json!({"cmd": "eval", "name": "p", "js": "document.querySelector('form[action=\"/session/logout\"]').submit()"}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitPath", "name": "p", "path": "/login"}))
+        .await;
+    let fill = format!(
+        "document.getElementById('token').value = {}; document.getElementById('login').submit()",
+        serde_json::to_string(&app.token).unwrap()
+    );
+    browser
+        .cmd(serde_json::json!({"cmd": "eval", "name": "p", "js": fill}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitPath", "name": "p", "path": "/"}))
+        .await;
+    browser
+        .cmd(serde_json::json!({"cmd": "waitText", "name": "p", "selector": "#version", "text": stagehand_engine::VERSION}))
+        .await;
     browser.quit().await;
 }

@@ -7,6 +7,8 @@ mod auth;
 mod browser;
 mod guards;
 mod media;
+mod moderator_browser;
+mod moderators;
 mod overlays;
 mod persistence;
 mod probes;

@@ -19,6 +19,11 @@
 //   status      {url}                          -> {ok, status}          HTTP status of loading url in a fresh page
 //   screenshot  {name, path, background?}      -> {ok}                  background paints the transparent page
 //   close       {name}                         -> {ok}                  closes that page (its socket closes too)
+//   waitEval    {name, js}                     -> {ok, value}           js (an expression) became truthy; its value
+//   drag        {name, selector, dx, dy, handle?, steps?} -> {ok, from, to}  real mouse drag (pointer events) from the
+//                                                                       element's centre, or from the inner element
+//                                                                       matching `handle`, by dx, dy CSS pixels
+//   resize      {name, width, height}          -> {ok}                  sets the page's viewport size
 //   quit        {}                             -> {ok}                  closes the browser and exits 0
 // End of stdin behaves like quit.
 
@@ -216,6 +221,52 @@ const commands = {
     const page = pageNamed(command.name);
     pages.delete(command.name);
     await page.close();
+    return {};
+  },
+
+  // Polled from here, one evaluate per try: the panel's CSP forbids eval inside the page's own
+  // timers (which is how waitForFunction polls), but not in a DevTools evaluate. A try that
+  // lands on a navigation (the page changing under it) simply counts as not yet.
+  async waitEval(command, timeout) {
+    required(command, 'name', 'js');
+    const page = pageNamed(command.name);
+    const deadline = Date.now() + timeout;
+    let last = null;
+    for (;;) {
+      try {
+        const value = await page.evaluate((js) => (0, eval)(js), command.js);
+        if (value) return { value };
+        last = value;
+      } catch (error) {
+        last = error.message.split('\n')[0];
+      }
+      if (Date.now() >= deadline) throw new Error(`never true within ${timeout} ms: ${command.js} (last: ${JSON.stringify(last)})`);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  },
+
+  // Real input events through the browser (mousedown, moves, mouseup), so the page sees the
+  // same pointer events a person's mouse makes.
+  async drag(command, timeout) {
+    required(command, 'name', 'selector', 'dx', 'dy');
+    const page = pageNamed(command.name);
+    let target = page.locator(command.selector).first();
+    if (command.handle) target = target.locator(command.handle).first();
+    await target.scrollIntoViewIfNeeded({ timeout });
+    const box = await target.boundingBox({ timeout });
+    if (!box) throw new Error(`${command.selector} is not visible`);
+    const from = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+    const to = { x: from.x + command.dx, y: from.y + command.dy };
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move(to.x, to.y, { steps: Number.isFinite(command.steps) ? command.steps : 8 });
+    await page.mouse.up();
+    return { from, to };
+  },
+
+  async resize(command) {
+    required(command, 'name', 'width', 'height');
+    await pageNamed(command.name).setViewportSize({ width: command.width, height: command.height });
     return {};
   },
 };

@@ -7,6 +7,13 @@
 use leptos::prelude::*;
 use stagehand_protocol::EngineStatus;
 
+mod moderator;
+
+pub use moderator::{
+    MODERATOR_JS, MODERATOR_LINK_JS, ModeratorView, moderator_link_page,
+    moderator_link_refused_page, moderator_panel_page, scope_in_words,
+};
+
 /// The shared stylesheet, served at `/ui/style.css`.
 pub const STYLE_CSS: &str = include_str!("../assets/style.css");
 /// The login page's script, served at `/ui/login.js`.
@@ -19,13 +26,23 @@ fn document(body: String) -> String {
 }
 
 #[component]
-fn Page(title: String, script: Option<&'static str>, children: Children) -> impl IntoView {
+fn Page(
+    title: String,
+    script: Option<&'static str>,
+    /// Overrides the server's `Referrer-Policy: no-referrer` for this page. Under `no-referrer`
+    /// a form POST carries `Origin: null`, which the Origin guard refuses; a page whose form
+    /// must work without script sets `strict-origin` (origin only, never the path).
+    #[prop(optional)]
+    referrer: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
     view! {
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
+                {referrer.map(|policy| view! { <meta name="referrer" content=policy /> })}
                 <title>{title}</title>
                 <link rel="stylesheet" href="/ui/style.css" />
                 {script.map(|src| view! { <script src=src defer></script> })}

@@ -35,6 +35,21 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The server's user + system CPU time so far, in ms (from /proc, 100 Hz ticks).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -48,6 +63,7 @@ struct Round {
     each_p99: f64,
     per_second: f64,
     kib_per_socket: f64,
+    server_cpu_ms_per_alert: f64,
 }
 
 async fn round(
@@ -106,6 +122,7 @@ async fn round(
     let alerts = if sockets >= 1000 { 100 } else { 300 };
     let mut all = Vec::new();
     let mut each = Vec::new();
+    let cpu_before = cpu_ms(pid);
     for seq in 1..=alerts {
         let t0 = Instant::now();
         let response = send(seq).await.unwrap();
@@ -121,6 +138,7 @@ async fn round(
         }
         all.push(last - t0);
     }
+    let server_cpu_ms_per_alert = (cpu_ms(pid) - cpu_before) / alerts as f64;
     all.sort();
     each.sort();
 
@@ -173,6 +191,7 @@ async fn round(
         each_p99: pct(&each, 0.99),
         per_second: delivered as f64 / elapsed.as_secs_f64(),
         kib_per_socket: after.saturating_sub(before) as f64 / sockets as f64,
+        server_cpu_ms_per_alert,
     }
 }
 
@@ -241,14 +260,15 @@ async fn main() {
     for sockets in [1, 100, 1000] {
         let r = round(&client, &base, &token, &id, &ws_url, child.id(), sockets).await;
         println!(
-            "{:>8} {:>14.3} {:>14.3} {:>14.3} {:>14.3} {:>16.0} {:>12.1}",
+            "{:>8} {:>14.3} {:>14.3} {:>14.3} {:>14.3} {:>16.0} {:>12.1} {:>16.2}",
             r.sockets,
             r.all_p50,
             r.all_p99,
             r.each_p50,
             r.each_p99,
             r.per_second,
-            r.kib_per_socket * 1.024
+            r.kib_per_socket * 1.024,
+            r.server_cpu_ms_per_alert
         );
     }
     let _ = Command::new("kill")

@@ -30,6 +30,11 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("ENABLE_STRICT_ORIGIN", "security.strict_origin"),
     ("STAGEHAND_ALLOWED_ORIGINS", "security.allowed_origins"),
     ("ALLOWED_ORIGINS", "security.allowed_origins"),
+    ("MODERATOR_KEY_TTL_SECONDS", "moderators.key_ttl_seconds"),
+    (
+        "MODERATOR_SESSION_TTL_SECONDS",
+        "moderators.session_ttl_seconds",
+    ),
 ];
 
 /// Everything that can go wrong while loading configuration.
@@ -132,6 +137,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Quotas.
     pub limits: LimitsConfig,
+    /// Moderator links and sessions.
+    pub moderators: ModeratorsConfig,
     /// Uploaded media.
     pub media: MediaConfig,
     /// Text to speech.
@@ -204,6 +211,18 @@ pub struct SecretsConfig {
     pub backend: SecretBackendKind,
     /// Key file for the file backend (empty: `<data dir>/secrets.key`).
     pub key_file: String,
+}
+
+/// `[moderators]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeratorsConfig {
+    /// Default lifetime of a link before it is opened.
+    pub key_ttl_seconds: u64,
+    /// Lifetime of a session, fixed from when the link was opened.
+    pub session_ttl_seconds: u64,
+    /// Consume attempts per address per minute.
+    pub consume_attempts_per_minute: u32,
 }
 
 /// `[limits]`
@@ -374,6 +393,16 @@ impl Config {
         if !(60..=31_536_000).contains(&self.security.session_ttl_seconds) {
             return Err(ConfigError::Invalid(
                 "security.session_ttl_seconds must be between 60 and 31536000 (a year)".into(),
+            ));
+        }
+        if !(60..=604_800).contains(&self.moderators.key_ttl_seconds)
+            || !(60..=2_592_000).contains(&self.moderators.session_ttl_seconds)
+            || self.moderators.consume_attempts_per_minute == 0
+        {
+            return Err(ConfigError::Invalid(
+                "moderators: key_ttl_seconds 60..=604800, session_ttl_seconds 60..=2592000, \
+                 consume_attempts_per_minute at least 1"
+                    .into(),
             ));
         }
         if self.security.login_attempts_per_minute == 0 {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod moderators;
 pub mod overlays;
 pub mod random;
 mod secret;
@@ -55,6 +56,9 @@ pub enum EngineError {
     /// Randomness unavailable.
     #[error(transparent)]
     Random(#[from] random::RandomError),
+    /// Moderator operation refused.
+    #[error(transparent)]
+    Moderator(#[from] moderators::ModeratorError),
     /// Overlay operation refused.
     #[error(transparent)]
     Overlay(#[from] overlays::OverlayError),
@@ -81,6 +85,7 @@ struct EngineInner {
     instance_id: String,
     overlay_key: std::sync::RwLock<Secret>,
     overlay_hub: overlays::hub::OverlayHub,
+    moderator_revocations: tokio::sync::broadcast::Sender<String>,
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     tts: tts::Tts,
@@ -164,6 +169,7 @@ impl Engine {
                 instance_id,
                 overlay_key: std::sync::RwLock::new(overlay_key),
                 overlay_hub: overlays::hub::OverlayHub::new(page_queue),
+                moderator_revocations: moderators::revocations(),
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
                 tts,

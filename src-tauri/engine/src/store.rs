@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_overlays.sql"),
     ),
     (3, "media", include_str!("../migrations/0003_media.sql")),
+    (
+        4,
+        "moderators",
+        include_str!("../migrations/0004_moderators.sql"),
+    ),
 ];
 
 /// Errors from the store.

@@ -117,6 +117,20 @@ fn session_cookie(value: &str, max_age: Option<u64>) -> Result<HeaderValue, ApiE
     })
 }
 
+/// 429 with `Retry-After`.
+pub fn rate_limited(retry_seconds: u64) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many attempts; try again in {retry_seconds} s"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
 /// `POST /session` — sign in with `token` or `code`, as JSON or a form.
 pub async fn login(
     State(state): State<AppState>,
@@ -126,16 +140,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
     if let Err(retry) = state.login_limiter.check(peer.ip(), engine.now_ms()) {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many sign-in attempts; try again in {retry} s"),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(response);
+        return Ok(rate_limited(retry));
     }
     let body = body?;
     let form = is_form(&headers);

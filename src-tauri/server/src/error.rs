@@ -9,6 +9,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stagehand_engine::EngineError;
+use stagehand_engine::moderators::ModeratorError;
 use stagehand_engine::overlays::OverlayError;
 use stagehand_engine::secrets::SecretError;
 use stagehand_protocol::ErrorBody;
@@ -111,12 +112,26 @@ impl From<EngineError> for ApiError {
                 Self::bad_request("invalid_secret_name", err.to_string())
             }
             EngineError::Overlay(e) => overlay_error(e),
+            EngineError::Moderator(e) => moderator_error(e),
             EngineError::Media(e) => media_error(e),
             EngineError::Tts(e) => crate::tts::error(e),
             EngineError::Store(ref e) => Self::internal("store_error", e),
             other => Self::internal("internal_error", &other),
         }
     }
+}
+
+fn moderator_error(err: ModeratorError) -> ApiError {
+    let message = err.to_string();
+    let (status, code) = match err {
+        ModeratorError::InvalidKey => (StatusCode::UNAUTHORIZED, "invalid_key"),
+        ModeratorError::SessionEnded => (StatusCode::UNAUTHORIZED, "session_ended"),
+        ModeratorError::ScopeDenied(_) => (StatusCode::FORBIDDEN, "scope_denied"),
+        ModeratorError::NotAvailable(_) => (StatusCode::NOT_IMPLEMENTED, "not_available"),
+        ModeratorError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
+        ModeratorError::NotFound => (StatusCode::NOT_FOUND, "moderator_session_not_found"),
+    };
+    ApiError::new(status, code, message)
 }
 
 fn overlay_error(err: OverlayError) -> ApiError {

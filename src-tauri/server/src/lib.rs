@@ -9,10 +9,11 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 mod media;
+mod moderators;
 mod overlay_socket;
 mod overlays;
 pub mod ratelimit;
-mod routes;
+pub(crate) mod routes;
 mod tts;
 pub mod ws;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub allowed: Arc<Allowed>,
     /// Sign-in attempts per client.
     pub login_limiter: Arc<RateLimiter>,
+    /// Moderator link openings per client.
+    pub consume_limiter: Arc<RateLimiter>,
     /// Throttles the log lines of refused requests.
     pub refusal_log: Arc<guard::RefusalLog>,
     /// `http://127.0.0.1:{port}`.
@@ -102,6 +105,16 @@ pub fn router(state: AppState) -> Router {
             get(overlays::scene_get).put(overlays::scene_put),
         )
         .route("/api/alerts", post(overlays::alert))
+        .route("/api/moderator-keys/generate", post(moderators::generate))
+        .route("/api/moderator-keys/consume", post(moderators::consume))
+        .route("/api/moderator-sessions", get(moderators::sessions))
+        .route(
+            "/api/moderator-sessions/{id}",
+            axum::routing::delete(moderators::revoke),
+        )
+        .route("/m/{key}", get(moderators::link_page))
+        .route("/moderator", get(moderators::panel))
+        .route("/ws/moderator", get(moderators::socket))
         .route("/api/tts/speak", post(tts::speak))
         .route("/tts/{file}", get(tts::audio))
         .route("/api/chat/messages", post(overlays::chat))
@@ -157,7 +170,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it Chromium sends `Origin: null` on form posts, which the
+        // Origin guard (rightly) refuses. Overlay pages set `no-referrer` themselves.
+        (header::REFERRER_POLICY, "same-origin"),
     ] {
         headers
             .entry(name)
@@ -243,6 +258,9 @@ impl Server {
             login_limiter: Arc::new(RateLimiter::new(config.security.login_attempts_per_minute)),
             allowed: Arc::new(allowed),
             refusal_log: Arc::default(),
+            consume_limiter: Arc::new(RateLimiter::new(
+                config.moderators.consume_attempts_per_minute,
+            )),
             local_url: format!("http://127.0.0.1:{}", local.port()),
             shutdown: shutdown_rx,
             engine,

@@ -83,7 +83,7 @@ pub async fn audit(
 }
 
 /// What the panel's pages may load: only this server.
-const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub(crate) const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn page(html: String) -> Response {
@@ -118,6 +118,11 @@ pub async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Re
         "style.css" => (stagehand_ui::STYLE_CSS, "text/css; charset=utf-8"),
         "login.js" => (stagehand_ui::LOGIN_JS, "text/javascript; charset=utf-8"),
         "home.js" => (stagehand_ui::HOME_JS, "text/javascript; charset=utf-8"),
+        "moderator.js" => (stagehand_ui::MODERATOR_JS, "text/javascript; charset=utf-8"),
+        "moderator-link.js" => (
+            stagehand_ui::MODERATOR_LINK_JS,
+            "text/javascript; charset=utf-8",
+        ),
         _ => return ApiError::not_found().into_response(),
     };
     (

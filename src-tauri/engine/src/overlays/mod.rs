@@ -499,6 +499,11 @@ impl Engine {
     fn push_scene(&self, overlay: &Overlay, scene: &VersionedScene) {
         let message = self.scene_full_message(overlay, scene);
         self.inner.overlay_hub.send(&overlay.overlay_id, &message);
+        // Editors (the streamer's panel, moderators) follow changes through the event bus.
+        self.events().publish(
+            "scene.updated",
+            serde_json::json!({ "overlayId": overlay.overlay_id, "version": scene.version }),
+        );
     }
 
     async fn push_full_scene(&self, overlay_id: &str) -> Result<(), EngineError> {

@@ -1,0 +1,503 @@
+//! Moderator doors: generating links (streamer), opening them (anyone with the key, rate
+//! limited), the panel page and its socket (moderator session), listing and revoking sessions
+//! (streamer). Scopes are enforced by the engine; this only finds out who is asking.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use futures_util::{SinkExt, StreamExt};
+use stagehand_engine::EngineError;
+use stagehand_engine::moderators::{ModeratorAction, ModeratorSession};
+
+use crate::AppState;
+use crate::auth::{Streamer, cookie};
+use crate::error::ApiError;
+
+/// The moderator session cookie (separate from the streamer's).
+pub const MODERATOR_COOKIE: &str = "stagehand_moderator";
+
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Fields of a JSON object or a urlencoded form; repeated form keys collect into arrays.
+fn fields(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if is_form(headers) {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|e| ApiError::bad_request("invalid_fields", format!("invalid form: {e}")))?;
+        let mut map = serde_json::Map::new();
+        for (k, v) in pairs {
+            match map.get_mut(&k) {
+                Some(serde_json::Value::Array(list)) => list.push(v.into()),
+                Some(existing) => {
+                    *existing = serde_json::Value::Array(vec![existing.take(), v.into()])
+                }
+                None => {
+                    map.insert(k, v.into());
+                }
+            }
+        }
+        Ok(map)
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::bad_request("invalid_json", "send a JSON object")),
+            Err(e) => Err(ApiError::bad_request("invalid_json", e.to_string())),
+        }
+    }
+}
+
+fn string_field(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    match map.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fields",
+            format!("`{name}` must be a string"),
+        )),
+    }
+}
+
+/// `POST /api/moderator-keys/generate` — `{label, scopes, ttl_seconds?, streamer_id?}`.
+pub async fn generate(
+    _: Streamer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let map = fields(&headers, &body?)?;
+    let invalid = |m: &str| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fields",
+            m.to_owned(),
+        )
+    };
+    for key in map.keys() {
+        if !["label", "scopes", "ttl_seconds", "streamer_id"].contains(&key.as_str()) {
+            return Err(invalid(&format!(
+                "unknown field `{}`",
+                key.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    let label = string_field(&map, "label")?.ok_or_else(|| invalid("`label` is required"))?;
+    // Scopes: a JSON array, repeated form fields, or one string separated by commas or spaces.
+    let scopes: Vec<String> = match map.get("scopes") {
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid("`scopes` holds strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .flat_map(|s| {
+                s.split([',', ' '])
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        Some(serde_json::Value::String(s)) => s
+            .split([',', ' '])
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => return Err(invalid("`scopes` is required")),
+    };
+    let ttl = match map.get("ttl_seconds") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| invalid("`ttl_seconds` must be a whole number"))?,
+        ),
+        Some(serde_json::Value::String(s)) => Some(
+            s.parse()
+                .map_err(|_| invalid("`ttl_seconds` must be a whole number"))?,
+        ),
+        Some(_) => return Err(invalid("`ttl_seconds` must be a whole number")),
+    };
+    let streamer_id = string_field(&map, "streamer_id")?;
+    let made = state
+        .engine
+        .moderator_key_generate(&label, &scopes, ttl, streamer_id)
+        .await?;
+    let link = format!("{}/m/{}", state.local_url, made.key.expose());
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({
+            "key": made.key.expose(),
+            "link": link,
+            "expires_at": stagehand_engine::clock::rfc3339(made.expires_ms),
+            "scopes": made.scopes,
+        })),
+    )
+        .into_response())
+}
+
+fn session_cookie(token: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&format!(
+        "{MODERATOR_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        max_age.max(0)
+    ))
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "bad cookie",
+        )
+    })
+}
+
+fn refused_page(status: StatusCode) -> Response {
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+        ],
+        Html(stagehand_ui::moderator_link_refused_page()),
+    )
+        .into_response()
+}
+
+/// `POST /api/moderator-keys/consume` — form or JSON `key`; sets the session cookie.
+pub async fn consume(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    if let Err(retry) = state
+        .consume_limiter
+        .check(peer.ip(), state.engine.now_ms())
+    {
+        return Ok(crate::auth::rate_limited(retry));
+    }
+    let form = is_form(&headers);
+    let map = fields(&headers, &body?)?;
+    let key = string_field(&map, "key")?.unwrap_or_default();
+    match state
+        .engine
+        .moderator_key_consume(&key, Some(peer.ip().to_string()))
+        .await
+    {
+        Ok(opened) => {
+            let max_age = (opened.session.expires_ms - state.engine.now_ms()) / 1000;
+            let cookie = session_cookie(opened.token.expose(), max_age)?;
+            let mut response = if form {
+                Redirect::to("/moderator").into_response()
+            } else {
+                Json(serde_json::json!({
+                    "session": opened.token.expose(),
+                    "expires_at": opened.session.expires_at,
+                    "scopes": opened.session.scopes,
+                }))
+                .into_response()
+            };
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Err(EngineError::Moderator(_)) if form => Ok(refused_page(StatusCode::UNAUTHORIZED)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /m/{key}` — a page that opens the panel by posting the key (never consumed by a GET, so
+/// link previews cannot burn it).
+pub async fn link_page(Path(key): Path<String>) -> Response {
+    if key.len() > 128
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return refused_page(StatusCode::UNAUTHORIZED);
+    }
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+        ],
+        Html(stagehand_ui::moderator_link_page(&key)),
+    )
+        .into_response()
+}
+
+async fn moderator_from(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<ModeratorSession>, ApiError> {
+    let token =
+        cookie(headers, MODERATOR_COOKIE).or_else(|| query.get("session").map(String::as_str));
+    match token {
+        Some(t) => Ok(state.engine.moderator_session(t).await?),
+        None => Ok(None),
+    }
+}
+
+/// `GET /moderator` — the panel, for a live moderator session.
+pub async fn panel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(session) = moderator_from(&state, &headers, &HashMap::new()).await? else {
+        return Ok(refused_page(StatusCode::UNAUTHORIZED));
+    };
+    let view = stagehand_ui::ModeratorView {
+        label: session.label.clone(),
+        scopes: session
+            .scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        expires_at: session.expires_at.clone(),
+    };
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+        ],
+        Html(stagehand_ui::moderator_panel_page(&view)),
+    )
+        .into_response())
+}
+
+/// `GET /api/moderator-sessions`
+pub async fn sessions(
+    _: Streamer,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let sessions = state.engine.moderator_sessions().await?;
+    Ok(Json(serde_json::json!({ "sessions": sessions })))
+}
+
+/// `DELETE /api/moderator-sessions/{id}`
+pub async fn revoke(
+    _: Streamer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.moderator_session_revoke(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `WS /ws/moderator?session=...` (or the cookie).
+pub async fn socket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = crate::ws::upgrade_or_error(upgrade)?;
+    let session = moderator_from(&state, &headers, &query)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_ended",
+                "this moderator session has ended",
+            )
+        })?;
+    Ok(upgrade.on_upgrade(move |socket| run(socket, state, session)))
+}
+
+async fn send_json(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    value: serde_json::Value,
+) -> Result<(), ()> {
+    tx.send(Message::Text(value.to_string().into()))
+        .await
+        .map_err(|_| ())
+}
+
+async fn scene_message(state: &AppState, overlay_id: &str) -> Option<serde_json::Value> {
+    let scene = state.engine.scene_get(overlay_id).await.ok()?;
+    Some(serde_json::json!({
+        "type": "scene.full",
+        "overlayId": overlay_id,
+        "version": scene.version,
+        "scene": scene.scene,
+    }))
+}
+
+async fn greet(
+    state: &AppState,
+    session: &ModeratorSession,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+) -> Result<(), ()> {
+    let overlays = state.engine.overlay_list().await.map_err(|_| ())?;
+    let list: Vec<_> = overlays
+        .iter()
+        .map(|o| serde_json::json!({ "overlayId": o.overlay_id, "name": o.name, "width": o.width, "height": o.height }))
+        .collect();
+    send_json(
+        tx,
+        serde_json::json!({
+            "type": "hello",
+            "session": { "label": session.label, "scopes": session.scopes, "expiresAt": session.expires_at },
+            "overlays": list,
+        }),
+    )
+    .await?;
+    if session.may(stagehand_engine::moderators::Scope::SceneEdit) {
+        for o in &overlays {
+            if let Some(message) = scene_message(state, &o.overlay_id).await {
+                send_json(tx, message).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one action message and builds its `result`.
+async fn act(state: &AppState, session: &ModeratorSession, text: &str) -> serde_json::Value {
+    let mut value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return serde_json::json!({"type": "result", "ref": null, "ok": false,
+                "error": {"code": "invalid_json", "message": e.to_string()}});
+        }
+    };
+    let reference = value
+        .as_object_mut()
+        .and_then(|m| m.remove("ref"))
+        .unwrap_or(serde_json::Value::Null);
+    let action: ModeratorAction = match serde_json::from_value(value) {
+        Ok(a) => a,
+        Err(e) => {
+            return serde_json::json!({"type": "result", "ref": reference, "ok": false,
+                "error": {"code": "invalid_fields", "message": e.to_string()}});
+        }
+    };
+    // The session may have ended since the socket opened.
+    let live = state
+        .engine
+        .moderator_session_live(&session.id)
+        .await
+        .unwrap_or(false);
+    let outcome = if live {
+        state.engine.moderator_act(session, action).await
+    } else {
+        Err(stagehand_engine::moderators::ModeratorError::SessionEnded.into())
+    };
+    match outcome {
+        Ok(mut result) => {
+            if let Some(map) = result.as_object_mut() {
+                map.insert("type".into(), "result".into());
+                map.insert("ref".into(), reference);
+                map.insert("ok".into(), true.into());
+            }
+            result
+        }
+        Err(e) => {
+            let err = ApiError::from(e);
+            let mut out = serde_json::json!({"type": "result", "ref": reference, "ok": false,
+                "error": {"code": err.code, "message": err.message}});
+            if let Some(current) = err.details.as_ref().and_then(|d| d.get("currentVersion"))
+                && let Some(map) = out.as_object_mut()
+            {
+                map.insert("currentVersion".into(), current.clone());
+            }
+            out
+        }
+    }
+}
+
+async fn run(socket: WebSocket, state: AppState, session: ModeratorSession) {
+    let (mut tx, mut rx) = socket.split();
+    let mut events = state.engine.events().subscribe();
+    let mut revoked = state.engine.moderator_revocations();
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let left_ms = u64::try_from(session.expires_ms - state.engine.now_ms()).unwrap_or(0);
+    let expiry = tokio::time::sleep(Duration::from_millis(left_ms));
+    tokio::pin!(expiry);
+    let edits = session.may(stagehand_engine::moderators::Scope::SceneEdit);
+    if greet(&state, &session, &mut tx).await.is_err() {
+        return;
+    }
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        tokio::select! {
+            incoming = rx.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let result = act(&state, &session, &text).await;
+                    if send_json(&mut tx, result).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            event = events.recv() => match event {
+                Ok(event) if edits && event.kind == "scene.updated" => {
+                    let Some(id) = event.data.get("overlayId").and_then(|v| v.as_str()) else { continue };
+                    if let Some(message) = scene_message(&state, id).await
+                        && send_json(&mut tx, message).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed updates: send every scene again.
+                    if edits && greet(&state, &session, &mut tx).await.is_err() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            id = revoked.recv() => {
+                if matches!(&id, Ok(id) if *id == session.id) {
+                    let _ = tx.send(close(4401, "access revoked by the streamer")).await;
+                    break;
+                }
+            }
+            () = &mut expiry => {
+                let _ = tx.send(close(4401, "access expired")).await;
+                break;
+            }
+            _ = ping.tick() => {
+                if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = shutdown.changed() => {
+                let _ = tx.send(close(1001, "Stagehand is shutting down")).await;
+                break;
+            }
+        }
+    }
+}
