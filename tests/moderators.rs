@@ -427,3 +427,66 @@ async fn foreign_origin_consumes_are_refused_and_guessing_hits_the_rate_limit() 
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn lan_access_is_off_by_default_and_when_on_links_use_the_lan_address() {
+    let lan = stagehand_server::lan_addresses();
+    let off = TestApp::start().await;
+    let made = generate(&off, &["alerts"]).await;
+    assert!(
+        made["link"].as_str().unwrap().starts_with(&off.url),
+        "off: links are local"
+    );
+    if let Some(ip) = lan.first() {
+        // Only a Host header names the LAN address; every request goes to 127.0.0.1.
+        let refused = off
+            .get("/healthz")
+            .header("host", format!("{ip}:{}", off.addr.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403, "off: the LAN name is not ours");
+    }
+
+    let on = TestApp::start_with(Options::default().env("STAGEHAND_LAN_ACCESS", "true")).await;
+    let made = generate(&on, &["alerts"]).await;
+    let link = made["link"].as_str().unwrap();
+    assert!(made["local_link"].as_str().unwrap().starts_with(&on.url));
+    match lan.first() {
+        Some(ip) => {
+            let base = format!("http://{ip}:{}", on.addr.port());
+            assert!(
+                link.starts_with(&base),
+                "on: links use the LAN address: {link}"
+            );
+            let accepted = on
+                .get("/healthz")
+                .header("host", format!("{ip}:{}", on.addr.port()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                accepted.status(),
+                200,
+                "on: the LAN name is in the Host allowlist"
+            );
+            let consumed = on
+                .post("/api/moderator-keys/consume")
+                .header("host", format!("{ip}:{}", on.addr.port()))
+                .header("origin", &base)
+                .json(&serde_json::json!({ "key": made["key"] }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                consumed.status(),
+                200,
+                "a moderator's browser on the LAN can open it"
+            );
+        }
+        None => assert!(
+            link.starts_with(&on.url),
+            "no LAN address: links stay local"
+        ),
+    }
+}

@@ -153,6 +153,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let url = server.local_url();
     let status = engine.status(&url);
     println!("Stagehand {} is running at {url}", status.version);
+    if let Some(lan) = server.lan_url() {
+        println!("LAN access is on: devices on your network reach it at {lan}");
+    }
     println!("Data folder: {}", status.data_dir);
     println!(
         "Streamer token: kept in the {} ({}).",

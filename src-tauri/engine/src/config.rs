@@ -25,6 +25,7 @@ const KNOWN_EXTRA_ENV: &[&str] = &[
 /// was designed from, hence the unprefixed ones).
 const ENV_ALIASES: &[(&str, &str)] = &[
     ("STAGEHAND_PORT", "server.port"),
+    ("STAGEHAND_LAN_ACCESS", "server.lan_access"),
     ("STAGEHAND_SECRETS", "secrets.backend"),
     ("STAGEHAND_ENABLE_STRICT_ORIGIN", "security.strict_origin"),
     ("ENABLE_STRICT_ORIGIN", "security.strict_origin"),
@@ -165,6 +166,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// Extra accepted Host names.
     pub allowed_hosts: Vec<String>,
+    /// Listen on all interfaces and accept LAN addresses.
+    pub lan_access: bool,
 }
 
 /// `[security]`

@@ -55,6 +55,8 @@ pub struct AppState {
     pub refusal_log: Arc<guard::RefusalLog>,
     /// `http://127.0.0.1:{port}`.
     pub local_url: String,
+    /// Where moderators reach this server: the LAN address with LAN access on, else local_url.
+    pub moderator_url: String,
     /// Flips to `true` when the server shuts down; long-lived sockets watch it.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -217,6 +219,25 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
+/// This machine's LAN IPv4 addresses (no loopback, no link-local), private ranges first.
+pub fn lan_addresses() -> Vec<std::net::Ipv4Addr> {
+    let mut found: Vec<std::net::Ipv4Addr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.ip() {
+            std::net::IpAddr::V4(v4)
+                if !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified() =>
+            {
+                Some(v4)
+            }
+            _ => None,
+        })
+        .collect();
+    found.sort_by_key(|ip| (!ip.is_private(), *ip));
+    found.dedup();
+    found
+}
+
 /// A bound, not yet serving, server.
 pub struct Server {
     listener: TcpListener,
@@ -225,10 +246,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds 127.0.0.1 on the configured port.
+    /// Binds the configured port: on 127.0.0.1, or on every interface with LAN access on.
     pub async fn bind_configured(engine: Engine) -> Result<Self, ServerError> {
         let port = engine.config().server.port;
-        Self::bind(engine, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+        let ip = if engine.config().server.lan_access {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            Ipv4Addr::LOCALHOST
+        };
+        Self::bind(engine, SocketAddr::from((ip, port))).await
     }
 
     /// Binds `addr` (tests use `127.0.0.1:0`).
@@ -247,9 +273,21 @@ impl Server {
             })?;
         let local = listener.local_addr()?;
         let config = engine.config();
+        let lan = if config.server.lan_access {
+            lan_addresses()
+        } else {
+            Vec::new()
+        };
+        let mut hosts = config.server.allowed_hosts.clone();
+        hosts.extend(lan.iter().map(|ip| format!("{ip}:{}", local.port())));
+        let local_url = format!("http://127.0.0.1:{}", local.port());
+        let moderator_url = lan.first().map_or_else(
+            || local_url.clone(),
+            |ip| format!("http://{ip}:{}", local.port()),
+        );
         let allowed = Allowed::new(
             local.port(),
-            &config.server.allowed_hosts,
+            &hosts,
             &config.security.allowed_origins,
             config.security.strict_origin,
         );
@@ -261,7 +299,8 @@ impl Server {
             consume_limiter: Arc::new(RateLimiter::new(
                 config.moderators.consume_attempts_per_minute,
             )),
-            local_url: format!("http://127.0.0.1:{}", local.port()),
+            local_url,
+            moderator_url,
             shutdown: shutdown_rx,
             engine,
         };
@@ -282,6 +321,11 @@ impl Server {
     /// `http://127.0.0.1:{port}`.
     pub fn local_url(&self) -> String {
         self.state.local_url.clone()
+    }
+
+    /// The LAN address moderators use, when LAN access is on and one exists.
+    pub fn lan_url(&self) -> Option<String> {
+        (self.state.moderator_url != self.state.local_url).then(|| self.state.moderator_url.clone())
     }
 
     /// Serves until `shutdown` completes, then closes sockets and finishes in-flight requests.

@@ -144,13 +144,15 @@ pub async fn generate(
         .engine
         .moderator_key_generate(&label, &scopes, ttl, streamer_id)
         .await?;
-    let link = format!("{}/m/{}", state.local_url, made.key.expose());
+    let link = format!("{}/m/{}", state.moderator_url, made.key.expose());
+    let local_link = format!("{}/m/{}", state.local_url, made.key.expose());
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({
             "key": made.key.expose(),
             "link": link,
+            "local_link": local_link,
             "expires_at": stagehand_engine::clock::rfc3339(made.expires_ms),
             "scopes": made.scopes,
         })),
