@@ -9,6 +9,7 @@ mod guards;
 mod media;
 mod moderator_browser;
 mod moderators;
+mod obs;
 mod overlays;
 mod persistence;
 mod probes;

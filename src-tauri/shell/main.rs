@@ -102,6 +102,7 @@ async fn start(config: Config) -> anyhow::Result<Started> {
     let server = Server::bind_configured(engine.clone())
         .await
         .context("starting the local server")?;
+    engine.obs_start();
     let url = server.local_url();
     Ok(Started {
         engine,

@@ -67,7 +67,11 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            env: vec![("STAGEHAND_SECRETS".into(), "file".into())],
+            // OBS tests turn it on with a fake's port; elsewhere nothing should dial 4455.
+            env: vec![
+                ("STAGEHAND_SECRETS".into(), "file".into()),
+                ("STAGEHAND_OBS_ENABLED".into(), "false".into()),
+            ],
             clock: Arc::new(SystemClock),
         }
     }
@@ -120,6 +124,7 @@ impl TestApp {
     pub async fn start_in(dir: &Path, options: Options) -> Result<Self, EngineError> {
         logs();
         let config = config_for(dir, &options.env)?;
+        // OBS tests call engine.obs_start() themselves, after subscribing to its events.
         let engine = Engine::open(config, options.clock).await?;
         let server = Server::bind(engine.clone(), "127.0.0.1:0".parse().expect("addr"))
             .await

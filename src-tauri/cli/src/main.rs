@@ -150,6 +150,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("starting the engine")?;
     let server = Server::bind_configured(engine.clone()).await?;
+    engine.obs_start();
     let url = server.local_url();
     let status = engine.status(&url);
     println!("Stagehand {} is running at {url}", status.version);

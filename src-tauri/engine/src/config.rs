@@ -18,6 +18,7 @@ const KNOWN_EXTRA_ENV: &[&str] = &[
     "STAGEHAND_DATA_DIR",
     "STAGEHAND_CONFIG",
     "STAGEHAND_SECRETS_KEY",
+    "STAGEHAND_OBS_PASSWORD",
     "STAGEHAND_LOG",
 ];
 
@@ -140,6 +141,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Moderator links and sessions.
     pub moderators: ModeratorsConfig,
+    /// OBS Studio connection.
+    pub obs: ObsConfig,
     /// Uploaded media.
     pub media: MediaConfig,
     /// Text to speech.
@@ -156,6 +159,9 @@ pub struct Config {
     /// The key for the file secret backend from `STAGEHAND_SECRETS_KEY`, if set.
     #[serde(skip)]
     pub secrets_key: Option<crate::Secret>,
+    /// The OBS password from `STAGEHAND_OBS_PASSWORD`, if set (beats the secret store).
+    #[serde(skip)]
+    pub obs_password: Option<crate::Secret>,
 }
 
 /// `[server]`
@@ -214,6 +220,18 @@ pub struct SecretsConfig {
     pub backend: SecretBackendKind,
     /// Key file for the file backend (empty: `<data dir>/secrets.key`).
     pub key_file: String,
+}
+
+/// `[obs]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObsConfig {
+    /// Whether to connect at all.
+    pub enabled: bool,
+    /// obs-websocket host.
+    pub host: String,
+    /// obs-websocket port.
+    pub port: u16,
 }
 
 /// `[moderators]`
@@ -370,6 +388,10 @@ impl Config {
         config.warnings = warnings;
         config.secrets_key = sources
             .env_var("STAGEHAND_SECRETS_KEY")
+            .filter(|v| !v.is_empty())
+            .map(crate::Secret::new);
+        config.obs_password = sources
+            .env_var("STAGEHAND_OBS_PASSWORD")
             .filter(|v| !v.is_empty())
             .map(crate::Secret::new);
         config.validate()?;

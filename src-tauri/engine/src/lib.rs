@@ -14,6 +14,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod moderators;
+pub mod obs;
 pub mod overlays;
 pub mod random;
 mod secret;
@@ -56,6 +57,9 @@ pub enum EngineError {
     /// Randomness unavailable.
     #[error(transparent)]
     Random(#[from] random::RandomError),
+    /// OBS operation failed.
+    #[error(transparent)]
+    Obs(#[from] obs::ObsError),
     /// Moderator operation refused.
     #[error(transparent)]
     Moderator(#[from] moderators::ModeratorError),
@@ -86,6 +90,7 @@ struct EngineInner {
     overlay_key: std::sync::RwLock<Secret>,
     overlay_hub: overlays::hub::OverlayHub,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
+    obs: obs::ObsLink,
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     tts: tts::Tts,
@@ -156,6 +161,11 @@ impl Engine {
         let tts = tts::Tts::start(&config).await?;
         let started_ms = clock.now_ms();
         let page_queue = config.limits.overlay_page_queue;
+        let obs_link = obs::ObsLink::new(
+            format!("{}:{}", config.obs.host, config.obs.port),
+            config.obs.enabled,
+            started_ms,
+        );
         Ok(Self {
             inner: Arc::new(EngineInner {
                 events: EventBus::new(256, Arc::clone(&clock)),
@@ -170,6 +180,7 @@ impl Engine {
                 overlay_key: std::sync::RwLock::new(overlay_key),
                 overlay_hub: overlays::hub::OverlayHub::new(page_queue),
                 moderator_revocations: moderators::revocations(),
+                obs: obs_link,
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
                 tts,

@@ -507,9 +507,10 @@ impl Engine {
             ModeratorAction::AlertShow(alert) => self.alert_show(alert).await.and_then(|d| {
                 serde_json::to_value(d).map_err(|e| EngineError::Task(e.to_string()))
             }),
-            ModeratorAction::ObsScene { .. } => {
-                Err(ModeratorError::NotAvailable("OBS scene switching").into())
-            }
+            ModeratorAction::ObsScene { scene } => self
+                .obs_switch_scene(&scene)
+                .await
+                .map(|()| serde_json::json!({ "scene": scene })),
         };
         let outcome = match &result {
             Ok(_) => Outcome::Ok,

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stagehand_engine::EngineError;
 use stagehand_engine::moderators::ModeratorError;
+use stagehand_engine::obs::ObsError;
 use stagehand_engine::overlays::OverlayError;
 use stagehand_engine::secrets::SecretError;
 use stagehand_protocol::ErrorBody;
@@ -113,6 +114,22 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Overlay(e) => overlay_error(e),
             EngineError::Moderator(e) => moderator_error(e),
+            EngineError::Obs(e) => {
+                let message = e.to_string();
+                match e {
+                    ObsError::NotConnected(_) => Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "obs_not_connected",
+                        message,
+                    ),
+                    ObsError::Refused(_) => {
+                        Self::new(StatusCode::BAD_GATEWAY, "obs_refused", message)
+                    }
+                    ObsError::Invalid(_) => {
+                        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
+                    }
+                }
+            }
             EngineError::Media(e) => media_error(e),
             EngineError::Tts(e) => crate::tts::error(e),
             EngineError::Store(ref e) => Self::internal("store_error", e),

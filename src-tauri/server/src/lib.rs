@@ -10,6 +10,7 @@ pub mod error;
 pub mod guard;
 mod media;
 mod moderators;
+mod obs;
 mod overlay_socket;
 mod overlays;
 pub mod ratelimit;
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
             get(overlays::scene_get).put(overlays::scene_put),
         )
         .route("/api/alerts", post(overlays::alert))
+        .route("/api/obs/status", get(obs::status))
+        .route("/api/obs/scenes", get(obs::scenes))
+        .route("/api/obs/scenes/current", post(obs::switch))
+        .route("/api/obs/password", axum::routing::put(obs::password))
         .route("/api/moderator-keys/generate", post(moderators::generate))
         .route("/api/moderator-keys/consume", post(moderators::consume))
         .route("/api/moderator-sessions", get(moderators::sessions))
