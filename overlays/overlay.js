@@ -326,7 +326,8 @@
         ? chart.addSeries(lib.CandlestickSeries, {})
         : chart.addSeries(lib.LineSeries, { color, lineWidth: 2 });
       view.chart = chart;
-      view.series.setData(chartSeriesData(symbol ?? lastChartSymbol, kind));
+      view.shownSymbol = symbol ?? lastChartSymbol;
+      view.series.setData(chartSeriesData(view.shownSymbol, kind));
       chart.timeScale().fitContent();
       status.chartsReady += 1;
     }, (error) => { view.chartKey = null; console.warn(error.message); });
@@ -350,11 +351,20 @@
     lastChartSymbol = symbol;
     for (const view of layerViews.values()) {
       if (view.kind !== 'chart' || !view.series || (view.symbol ?? lastChartSymbol) !== symbol) continue;
-      if (message.replace) {
+      // A layer without its own symbol follows the latest one: a different symbol than it was
+      // showing means new data, not an update of the old series.
+      if (message.replace || view.shownSymbol !== symbol) {
         view.series.setData(chartSeriesData(symbol, view.seriesKind));
         view.chart.timeScale().fitContent();
+        view.shownSymbol = symbol;
+        continue;
       }
-      else for (const p of fresh) { const q = chartPoint(p, view.seriesKind); if (q) view.series.update(q); }
+      try {
+        for (const p of fresh) { const q = chartPoint(p, view.seriesKind); if (q) view.series.update(q); }
+      } catch (error) {
+        // Out-of-order points: redraw from the kept data instead of stopping.
+        view.series.setData(chartSeriesData(symbol, view.seriesKind));
+      }
     }
     status.chartPoints[symbol] = data.length;
   }

@@ -430,63 +430,172 @@ async fn foreign_origin_consumes_are_refused_and_guessing_hits_the_rate_limit() 
 
 #[tokio::test]
 async fn lan_access_is_off_by_default_and_when_on_links_use_the_lan_address() {
-    let lan = stagehand_server::lan_addresses();
-    let off = TestApp::start().await;
+    // A documentation address (TEST-NET-1) stands for the LAN address; nothing is ever sent to
+    // it, it only appears in Host headers of requests to 127.0.0.1.
+    let ip = "192.0.2.10";
+    let off = TestApp::start_with(Options::default().env("STAGEHAND_SERVER_LAN_ADDRESS", ip)).await;
     let made = generate(&off, &["alerts"]).await;
     assert!(
         made["link"].as_str().unwrap().starts_with(&off.url),
         "off: links are local"
     );
-    if let Some(ip) = lan.first() {
-        // Only a Host header names the LAN address; every request goes to 127.0.0.1.
-        let refused = off
-            .get("/healthz")
-            .header("host", format!("{ip}:{}", off.addr.port()))
+    let refused = off
+        .get("/healthz")
+        .header("host", format!("{ip}:{}", off.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "off: the LAN name is not ours");
+
+    let on = TestApp::start_with(
+        Options::default()
+            .env("STAGEHAND_LAN_ACCESS", "true")
+            .env("STAGEHAND_SERVER_LAN_ADDRESS", ip),
+    )
+    .await;
+    let made = generate(&on, &["alerts"]).await;
+    let base = format!("http://{ip}:{}", on.addr.port());
+    assert!(
+        made["link"].as_str().unwrap().starts_with(&base),
+        "on: links use the LAN address: {made}"
+    );
+    assert!(made["local_link"].as_str().unwrap().starts_with(&on.url));
+    let accepted = on
+        .get("/healthz")
+        .header("host", format!("{ip}:{}", on.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted.status(),
+        200,
+        "on: the LAN name is in the Host allowlist"
+    );
+    let consumed = on
+        .post("/api/moderator-keys/consume")
+        .header("host", format!("{ip}:{}", on.addr.port()))
+        .header("origin", &base)
+        .json(&serde_json::json!({ "key": made["key"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        consumed.status(),
+        200,
+        "a moderator's browser on the LAN can open it"
+    );
+}
+
+#[tokio::test]
+async fn moderators_cannot_put_outside_content_on_stream() {
+    let app = TestApp::start().await;
+    let overlay = app.create_overlay("Main").await;
+    let id = overlay["overlayId"].as_str().unwrap().to_owned();
+    // The streamer's own outside image may stay in the scene.
+    let streamer_scene = serde_json::json!({ "version": 1, "scene": { "layers": [
+        { "id": "logo", "kind": "image", "x": 0, "y": 0, "w": 10, "h": 10, "props": { "src": "https://cdn.example/logo.png" } } ] } });
+    assert_eq!(
+        app.put_as_streamer(&format!("/api/overlays/{id}/scene"))
+            .json(&streamer_scene)
             .send()
             .await
-            .unwrap();
-        assert_eq!(refused.status(), 403, "off: the LAN name is not ours");
-    }
-
-    let on = TestApp::start_with(Options::default().env("STAGEHAND_LAN_ACCESS", "true")).await;
-    let made = generate(&on, &["alerts"]).await;
-    let link = made["link"].as_str().unwrap();
-    assert!(made["local_link"].as_str().unwrap().starts_with(&on.url));
-    match lan.first() {
-        Some(ip) => {
-            let base = format!("http://{ip}:{}", on.addr.port());
-            assert!(
-                link.starts_with(&base),
-                "on: links use the LAN address: {link}"
-            );
-            let accepted = on
-                .get("/healthz")
-                .header("host", format!("{ip}:{}", on.addr.port()))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                accepted.status(),
-                200,
-                "on: the LAN name is in the Host allowlist"
-            );
-            let consumed = on
-                .post("/api/moderator-keys/consume")
-                .header("host", format!("{ip}:{}", on.addr.port()))
-                .header("origin", &base)
-                .json(&serde_json::json!({ "key": made["key"] }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                consumed.status(),
-                200,
-                "a moderator's browser on the LAN can open it"
-            );
-        }
-        None => assert!(
-            link.starts_with(&on.url),
-            "no LAN address: links stay local"
+            .unwrap()
+            .status(),
+        200
+    );
+    let token = session(&app, &["scene.edit", "alerts"]).await;
+    let mut socket = moderator_socket(&app, &token).await;
+    next_json(&mut socket).await; // scene.full
+    let alert = act(
+        &mut socket,
+        serde_json::json!({ "type": "alert.show", "ref": "a", "kind": "test", "title": "x",
+        "image": "https://tracker.example/pixel.gif" }),
+    )
+    .await;
+    assert_eq!(alert["error"]["code"], "invalid_fields", "{alert}");
+    let keep = act(&mut socket, serde_json::json!({ "type": "scene.save", "ref": "k", "overlayId": id, "version": 2, "scene": { "layers": [
+        { "id": "logo", "kind": "image", "x": 50, "y": 0, "w": 10, "h": 10, "props": { "src": "https://cdn.example/logo.png" } } ] } })).await;
+    assert_eq!(
+        keep["ok"], true,
+        "moving the streamer's image is fine: {keep}"
+    );
+    for (layer, why) in [
+        (
+            serde_json::json!({ "id": "new", "kind": "image", "x": 0, "y": 0, "w": 1, "h": 1, "props": { "src": "https://tracker.example/x.png" } }),
+            "outside src",
         ),
+        (
+            serde_json::json!({ "id": "bg", "kind": "text", "x": 0, "y": 0, "w": 1, "h": 1, "style": { "background": "URL(https://tracker.example/x.png)" } }),
+            "url() in a style",
+        ),
+    ] {
+        let refused = act(
+            &mut socket,
+            serde_json::json!({ "type": "scene.save", "ref": "r", "overlayId": id, "version": 3,
+            "scene": { "layers": [layer] } }),
+        )
+        .await;
+        assert_eq!(
+            refused["error"]["code"], "invalid_fields",
+            "{why}: {refused}"
+        );
+    }
+    assert_eq!(
+        app.get_json(&format!("/api/overlays/{id}/scene")).await["version"],
+        3,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_stops_receiving_and_acting() {
+    let clock = ManualClock::new(1_800_000_000_000);
+    let app = TestApp::start_with(Options {
+        clock: Arc::new(clock.clone()),
+        ..Options::default()
+    })
+    .await;
+    let overlay = app.create_overlay("Main").await;
+    let id = overlay["overlayId"].as_str().unwrap().to_owned();
+    let token = session(&app, &["scene.edit"]).await;
+    let mut socket = moderator_socket(&app, &token).await;
+    next_json(&mut socket).await;
+    clock.advance(Duration::from_secs(4 * 3600 + 1));
+    // The streamer edits: the expired moderator is closed instead of shown the scene.
+    let saved = app
+        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
+        .json(&serde_json::json!({ "version": 1, "scene": { "layers": [] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    assert_eq!(closed(&mut socket).await.0, 4401);
+    let panel = app
+        .get("/moderator")
+        .header("cookie", format!("stagehand_moderator={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(panel.status(), 401, "sessions last a fixed 4 h");
+}
+
+#[tokio::test]
+async fn the_moderator_socket_refuses_foreign_origins() {
+    let app = TestApp::start().await;
+    let token = session(&app, &["alerts"]).await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ws/moderator", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    request.headers_mut().insert(
+        "cookie",
+        format!("stagehand_moderator={token}").parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
 }

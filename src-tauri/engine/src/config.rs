@@ -174,6 +174,8 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Listen on all interfaces and accept LAN addresses.
     pub lan_access: bool,
+    /// The LAN address for moderator links (empty: discovered).
+    pub lan_address: String,
 }
 
 /// `[security]`

@@ -363,12 +363,18 @@ impl Engine {
             .await?;
         match opened {
             Some(session) => {
-                self.audit(
-                    AuditEntry::new(&session.actor(), "moderator.key.consume", Outcome::Ok)
-                        .target(session.id.clone())
-                        .client(client),
-                )
-                .await?;
+                // The key is spent and the session exists: a failed audit write must not turn
+                // that into an error that loses the session token.
+                if let Err(e) = self
+                    .audit(
+                        AuditEntry::new(&session.actor(), "moderator.key.consume", Outcome::Ok)
+                            .target(session.id.clone())
+                            .client(client),
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "could not audit a moderator key consumption");
+                }
                 Ok(OpenedSession {
                     token: session_token,
                     session,
@@ -476,6 +482,62 @@ impl Engine {
         self.inner.moderator_revocations.subscribe()
     }
 
+    /// Moderators may only put Stagehand's own media on stream: anything they add that loads from
+    /// elsewhere (an alert image or sound, a layer's `src`, a `url(...)` in a style) must be a
+    /// `/media/` upload, so a moderator cannot make OBS fetch arbitrary outside content (or learn
+    /// the streamer's address). What the streamer already put in a scene may stay.
+    async fn moderator_content_check(&self, action: &ModeratorAction) -> Result<(), EngineError> {
+        let local = |url: &str| url.starts_with("/media/");
+        match action {
+            ModeratorAction::AlertShow(alert) => {
+                for (what, url) in [("image", &alert.image), ("sound", &alert.sound)] {
+                    if let Some(url) = url
+                        && !local(url)
+                    {
+                        return Err(ModeratorError::Invalid(format!(
+                            "a moderator's alert {what} must be an uploaded /media/ file"
+                        ))
+                        .into());
+                    }
+                }
+                Ok(())
+            }
+            ModeratorAction::SceneSave {
+                overlay_id, scene, ..
+            } => {
+                let current = self.scene_get(overlay_id).await?;
+                for layer in &scene.layers {
+                    let before = current.scene.layers.iter().find(|l| l.id == layer.id);
+                    let src = layer.props.get("src");
+                    if let Some(serde_json::Value::String(url)) = src
+                        && !local(url)
+                        && before.and_then(|b| b.props.get("src")) != src
+                    {
+                        return Err(ModeratorError::Invalid(format!(
+                            "layer `{}`: a moderator may only use uploaded /media/ files",
+                            layer.id
+                        ))
+                        .into());
+                    }
+                    for (key, value) in &layer.style {
+                        let fetches = value
+                            .as_str()
+                            .is_some_and(|v| v.to_ascii_lowercase().contains("url("));
+                        if fetches && before.and_then(|b| b.style.get(key)) != Some(value) {
+                            return Err(ModeratorError::Invalid(format!(
+                                "layer `{}`: styles may not load outside content",
+                                layer.id
+                            ))
+                            .into());
+                        }
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Carries out a moderator's action if the session's scopes allow it; audited either way.
     pub async fn moderator_act(
         &self,
@@ -492,6 +554,14 @@ impl Engine {
             )
             .await?;
             return Err(ModeratorError::ScopeDenied(what).into());
+        }
+        if let Err(why) = self.moderator_content_check(&action).await {
+            self.audit(
+                AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
+                    .detail(serde_json::json!({ "reason": "content" })),
+            )
+            .await?;
+            return Err(why);
         }
         let result = match action {
             ModeratorAction::SceneSave {

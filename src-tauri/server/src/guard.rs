@@ -80,6 +80,35 @@ fn has_token(headers: &HeaderMap) -> bool {
     matches!(crate::auth::token_header(headers), Some(Some(_)))
 }
 
+/// What a device on the LAN may reach when LAN access is on: the moderator surface and the
+/// panel's assets. The streamer's API, overlays, media uploads and metrics stay loopback-only.
+pub fn lan_may_reach(path: &str) -> bool {
+    path.starts_with("/m/")
+        || path.starts_with("/ui/")
+        || matches!(
+            path,
+            "/moderator" | "/ws/moderator" | "/api/moderator-keys/consume" | "/healthz"
+        )
+}
+
+/// Refuses everything but the moderator surface to peers that are not this machine.
+pub async fn lan_surface(request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let local = peer.is_none_or(|ip| ip.is_loopback());
+    if !local && !lan_may_reach(request.uri().path()) {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "lan_not_allowed",
+            "from the local network only the moderator panel is reachable",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Lets one refusal a minute reach the log: a hostile page can send thousands, and each would
 /// otherwise be a line on disk.
 #[derive(Debug, Default)]
@@ -172,6 +201,34 @@ mod tests {
         );
         assert!(!a.host_ok("evil.example"));
         assert!(!a.host_ok("127.0.0.1.evil.example:7420"));
+    }
+
+    #[test]
+    fn the_lan_reaches_the_moderator_surface_only() {
+        for ok in [
+            "/m/abc",
+            "/moderator",
+            "/ws/moderator",
+            "/api/moderator-keys/consume",
+            "/ui/moderator.js",
+        ] {
+            assert!(lan_may_reach(ok), "{ok}");
+        }
+        for no in [
+            "/",
+            "/login",
+            "/session",
+            "/api/status",
+            "/metrics",
+            "/overlays",
+            "/o/ov_x",
+            "/api/moderator-keys/generate",
+            "/api/moderator-sessions",
+            "/media/x",
+            "/ws/events",
+        ] {
+            assert!(!lan_may_reach(no), "{no}");
+        }
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(middleware::from_fn(guard::lan_surface))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -224,21 +225,28 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// This machine's LAN IPv4 addresses (no loopback, no link-local), private ranges first.
+/// This machine's private LAN IPv4 addresses: 192.168.x first (home networks), then 10.x, then
+/// 172.16-31.x (often Docker or VPN bridges). Public and shared (CGNAT, VPN) addresses are
+/// never offered. Nothing is sent anywhere to find them.
 pub fn lan_addresses() -> Vec<std::net::Ipv4Addr> {
     let mut found: Vec<std::net::Ipv4Addr> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
         .filter_map(|i| match i.ip() {
-            std::net::IpAddr::V4(v4)
-                if !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified() =>
-            {
-                Some(v4)
-            }
+            std::net::IpAddr::V4(v4) if v4.is_private() => Some(v4),
             _ => None,
         })
         .collect();
-    found.sort_by_key(|ip| (!ip.is_private(), *ip));
+    found.sort_by_key(|ip| {
+        (
+            match ip.octets()[0] {
+                192 => 0,
+                10 => 1,
+                _ => 2,
+            },
+            *ip,
+        )
+    });
     found.dedup();
     found
 }
@@ -278,10 +286,12 @@ impl Server {
             })?;
         let local = listener.local_addr()?;
         let config = engine.config();
-        let lan = if config.server.lan_access {
-            lan_addresses()
-        } else {
+        let lan: Vec<String> = if !config.server.lan_access {
             Vec::new()
+        } else if !config.server.lan_address.trim().is_empty() {
+            vec![config.server.lan_address.trim().to_owned()]
+        } else {
+            lan_addresses().iter().map(ToString::to_string).collect()
         };
         let mut hosts = config.server.allowed_hosts.clone();
         hosts.extend(lan.iter().map(|ip| format!("{ip}:{}", local.port())));

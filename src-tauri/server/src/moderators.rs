@@ -317,7 +317,8 @@ pub async fn socket(
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let upgrade = crate::ws::upgrade_or_error(upgrade)?;
+    let max = state.engine.config().security.json_body_limit_bytes;
+    let upgrade = crate::ws::upgrade_sized(upgrade, max)?;
     let session = moderator_from(&state, &headers, &query)
         .await?
         .ok_or_else(|| {
@@ -432,6 +433,15 @@ async fn act(state: &AppState, session: &ModeratorSession, text: &str) -> serde_
     }
 }
 
+/// Whether the session is still live (store errors count as ended: fail closed).
+async fn live(state: &AppState, session: &ModeratorSession) -> bool {
+    state
+        .engine
+        .moderator_session_live(&session.id)
+        .await
+        .unwrap_or(false)
+}
+
 async fn run(socket: WebSocket, state: AppState, session: ModeratorSession) {
     let (mut tx, mut rx) = socket.split();
     let mut events = state.engine.events().subscribe();
@@ -465,6 +475,11 @@ async fn run(socket: WebSocket, state: AppState, session: ModeratorSession) {
             },
             event = events.recv() => match event {
                 Ok(event) if edits && event.kind == "scene.updated" => {
+                    // An ended session (revoked, expired by the engine's clock) sees nothing more.
+                    if !live(&state, &session).await {
+                        let _ = tx.send(close(4401, "access ended")).await;
+                        break;
+                    }
                     let Some(id) = event.data.get("overlayId").and_then(|v| v.as_str()) else { continue };
                     if let Some(message) = scene_message(&state, id).await
                         && send_json(&mut tx, message).await.is_err()
@@ -482,7 +497,12 @@ async fn run(socket: WebSocket, state: AppState, session: ModeratorSession) {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
             id = revoked.recv() => {
-                if matches!(&id, Ok(id) if *id == session.id) {
+                let ours = match &id {
+                    Ok(id) => *id == session.id,
+                    // Missed some revocations: ask the store whether ours was one.
+                    Err(_) => !live(&state, &session).await,
+                };
+                if ours {
                     let _ = tx.send(close(4401, "access revoked by the streamer")).await;
                     break;
                 }
@@ -492,6 +512,10 @@ async fn run(socket: WebSocket, state: AppState, session: ModeratorSession) {
                 break;
             }
             _ = ping.tick() => {
+                if !live(&state, &session).await {
+                    let _ = tx.send(close(4401, "access ended")).await;
+                    break;
+                }
                 if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break;
                 }

@@ -27,12 +27,21 @@ const SESSION_RECHECK: Duration = Duration::from_secs(15);
 pub fn upgrade_or_error(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<WebSocketUpgrade, ApiError> {
+    upgrade_sized(upgrade, 64 * 1024)
+}
+
+/// Like [`upgrade_or_error`], accepting incoming messages up to `max_message` bytes (the
+/// moderator panel sends whole scenes).
+pub fn upgrade_sized(
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    max_message: usize,
+) -> Result<WebSocketUpgrade, ApiError> {
     upgrade
         .map(|u| {
             u.read_buffer_size(4 * 1024)
                 .write_buffer_size(0)
-                .max_message_size(64 * 1024)
-                .max_frame_size(64 * 1024)
+                .max_message_size(max_message)
+                .max_frame_size(max_message)
         })
         .map_err(|e| {
             ApiError::new(
