@@ -599,3 +599,34 @@ async fn the_moderator_socket_refuses_foreign_origins() {
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Two processes on one database (the desktop app and `stagehand`, say) stand for two engines
+/// with their own SQLite connections: a key still opens exactly one session.
+#[tokio::test]
+async fn a_key_is_single_use_across_separate_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default();
+    let open = || async {
+        let config = support::config_for(dir.path(), &options.env).unwrap();
+        stagehand_engine::Engine::open(config, Arc::new(stagehand_engine::clock::SystemClock))
+            .await
+            .unwrap()
+    };
+    let (a, b) = (open().await, open().await);
+    for _ in 0..20 {
+        let key = a
+            .moderator_key_generate("Sam", &["alerts".to_owned()], None, None)
+            .await
+            .unwrap()
+            .key;
+        let (ra, rb) = tokio::join!(
+            a.moderator_key_consume(key.expose(), None),
+            b.moderator_key_consume(key.expose(), None)
+        );
+        assert_eq!(
+            usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+            1,
+            "exactly one connection wins each key"
+        );
+    }
+}

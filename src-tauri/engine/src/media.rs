@@ -365,8 +365,9 @@ fn mp3_frame_len(h: [u8; 4]) -> Option<u64> {
     Some(factor * kbps / hz + padding)
 }
 
-/// Whether MP3 frames start at `at`: one frame header, and a second right after it unless the
-/// file ends there. Two bytes of frame sync alone turn up in random data far too often.
+/// Whether MP3 frames start at `at`: a frame header and a second one right after it. Two bytes
+/// of frame sync alone turn up in random data far too often, and accepting a lone header at the
+/// end of a file would let an ID3 tag wrap anything (an executable) into "audio/mpeg".
 fn mpeg_audio_at<R: Read + Seek>(file: &mut R, at: u64) -> std::io::Result<bool> {
     let mut header = [0u8; 4];
     file.seek(SeekFrom::Start(at))?;
@@ -378,11 +379,7 @@ fn mpeg_audio_at<R: Read + Seek>(file: &mut R, at: u64) -> std::io::Result<bool>
     };
     file.seek(SeekFrom::Start(at + len))?;
     let mut next = [0u8; 4];
-    Ok(match read_up_to(file, &mut next)? {
-        0 => true,
-        4 => mp3_frame_len(next).is_some() && next[1] == header[1],
-        _ => false,
-    })
+    Ok(read_up_to(file, &mut next)? == 4 && mp3_frame_len(next).is_some() && next[1] == header[1])
 }
 
 fn read_up_to<R: Read>(file: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -1038,8 +1035,8 @@ mod tests {
         assert_eq!(sniffed(&mp3_frames(3)), Some(Format::Mp3));
         assert_eq!(
             sniffed(&mp3_frames(1)),
-            Some(Format::Mp3),
-            "a single frame ending the file"
+            None,
+            "a lone frame header proves nothing (an ID3 tag could wrap anything before it)"
         );
         let mut broken = mp3_frames(2);
         broken[417] = 0x00;
