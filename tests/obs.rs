@@ -63,3 +63,151 @@ async fn obs_is_off_when_disabled() {
     app.engine.obs_start();
     assert_eq!(app.get_json("/api/obs/status").await["state"], "disabled");
 }
+
+use support::fake_obs::{FakeObs, ObsState};
+
+fn obs_options(port: u16, password: &str) -> Options {
+    Options::default()
+        .env("STAGEHAND_OBS_ENABLED", "true")
+        .env("STAGEHAND_OBS_PORT", &port.to_string())
+        .env("STAGEHAND_OBS_PASSWORD", password)
+}
+
+/// Waits for the next engine event of `kind`.
+async fn event(
+    events: &mut tokio::sync::broadcast::Receiver<stagehand_engine::protocol::EventEnvelope>,
+    kind: &str,
+) -> serde_json::Value {
+    loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+            .await
+            .expect("the event within 10 s")
+            .expect("bus open");
+        if e.kind == kind {
+            return e.data;
+        }
+    }
+}
+
+#[tokio::test]
+async fn connects_with_the_password_reports_versions_and_switches_scenes() {
+    let obs = FakeObs::start(Some("hunter2")).await;
+    let app = TestApp::start_with(obs_options(obs.port(), "hunter2")).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    let up = status_event(&mut events, "identified").await;
+    assert_eq!(up["obsVersion"], "30.2.3");
+    assert_eq!(up["websocketVersion"], "5.5.2");
+    assert!(up["lastError"].is_null());
+
+    let scenes = app.get_json("/api/obs/scenes").await;
+    let list: Vec<&str> = scenes["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(list.contains(&"Live"), "{scenes}");
+    let switched = app
+        .post_as_streamer("/api/obs/scenes/current")
+        .json(&serde_json::json!({ "scene": "Live" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 204);
+    assert_eq!(obs.state().program_scene, "Live", "OBS really switched");
+    assert_eq!(
+        event(&mut events, "obs.scene.changed").await["scene"],
+        "Live",
+        "OBS's event reached the bus"
+    );
+    let missing = app
+        .post_as_streamer("/api/obs/scenes/current")
+        .json(&serde_json::json!({ "scene": "No such scene" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(missing).await, (502, "obs_refused".into()));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_reported_in_plain_words() {
+    let obs = FakeObs::start(Some("right-pw-5a1b9c7e")).await;
+    let app = TestApp::start_with(obs_options(obs.port(), "wrong")).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    let lost = status_event(&mut events, "lost").await;
+    assert!(
+        lost["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("wrong OBS WebSocket password"),
+        "{lost}"
+    );
+    assert_eq!(obs.identified_count(), 0);
+    let logged = support::logs().contents();
+    assert!(
+        !logged.contains("right-pw-5a1b9c7e"),
+        "the password is never logged"
+    );
+}
+
+#[tokio::test]
+async fn an_obs_too_old_is_named_with_the_version_needed() {
+    let obs = FakeObs::start_on(
+        0,
+        None,
+        ObsState {
+            obs_version: "30.1.2".into(),
+            ..ObsState::default()
+        },
+    )
+    .await;
+    let app = TestApp::start_with(obs_options(obs.port(), "")).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    let lost = status_event(&mut events, "lost").await;
+    let error = lost["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("30.1.2") && error.contains("30.2"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn reconnects_after_obs_dies_and_comes_back_with_events_flowing() {
+    let obs = FakeObs::start(Some("pw")).await;
+    let port = obs.port();
+    let app = TestApp::start_with(obs_options(port, "pw")).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    status_event(&mut events, "identified").await;
+
+    let state = obs.stop().await; // like a crash: no goodbye
+    status_event(&mut events, "lost").await;
+    assert_eq!(
+        error_code(app.get_as_streamer("/api/obs/scenes").send().await.unwrap())
+            .await
+            .1,
+        "obs_not_connected"
+    );
+
+    let obs = FakeObs::start_on(port, Some("pw"), state).await;
+    obs.set_not_ready_for(2).await; // OBS answers 207 NotReady in its first moments
+    status_event(&mut events, "identified").await;
+    assert!(
+        !obs.subscriptions().is_empty() && obs.subscriptions()[0] != 0,
+        "events resubscribed"
+    );
+    obs.emit(
+        "CurrentProgramSceneChanged",
+        1 << 2,
+        serde_json::json!({
+        "sceneName": "Live", "sceneUuid": support::fake_obs::ObsState::scene_uuid("Live") }),
+    )
+    .await;
+    assert_eq!(
+        event(&mut events, "obs.scene.changed").await["scene"],
+        "Live"
+    );
+}

@@ -5,6 +5,8 @@
 
 #![allow(missing_docs)]
 
+pub mod fake_obs;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
