@@ -211,3 +211,161 @@ async fn reconnects_after_obs_dies_and_comes_back_with_events_flowing() {
         "Live"
     );
 }
+
+async fn connected(obs: &FakeObs) -> TestApp {
+    let app = TestApp::start_with(obs_options(obs.port(), "pw")).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    status_event(&mut events, "identified").await;
+    app
+}
+
+#[tokio::test]
+async fn adding_an_overlay_to_obs_is_one_idempotent_call() {
+    let obs = FakeObs::start(Some("pw")).await;
+    let app = connected(&obs).await;
+    let overlay = app.create_overlay("Main").await;
+    let body =
+        serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "x": 10, "y": 20 });
+    let first: serde_json::Value = app
+        .post_as_streamer("/obs/sources")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["created"], true, "{first}");
+    assert_eq!(first["name"], "Stagehand: Main");
+    let input = obs
+        .state()
+        .input("Stagehand: Main")
+        .cloned()
+        .expect("the source exists in OBS");
+    assert_eq!(input.kind, "browser_source");
+    assert_eq!(input.scene, "Live");
+    let url = input.settings["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/o/", app.url)) && url.contains("sig="),
+        "the signed link: {url}"
+    );
+    assert_eq!(input.settings["width"], 1280, "the overlay's size");
+    assert_eq!(
+        app.client.get(&url).send().await.unwrap().status(),
+        200,
+        "OBS can load that link"
+    );
+
+    let again: serde_json::Value = app
+        .post_as_streamer("/obs/sources")
+        .json(&serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "x": 50, "y": 60 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["created"], false, "the second call updates: {again}");
+    assert_eq!(again["sceneItemId"], first["sceneItemId"]);
+    let state = obs.state();
+    assert_eq!(
+        state
+            .inputs
+            .iter()
+            .filter(|i| i.name == "Stagehand: Main")
+            .count(),
+        1,
+        "no duplicate source"
+    );
+    assert_eq!(
+        state.input("Stagehand: Main").unwrap().transform["positionX"],
+        50.0
+    );
+
+    let both = app
+        .post_as_streamer("/obs/sources")
+        .json(&serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "url": "http://x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(both).await, (422, "invalid_fields".into()));
+}
+
+#[tokio::test]
+async fn without_the_browser_source_plugin_obs_says_so() {
+    let obs = FakeObs::start_on(
+        0,
+        Some("pw"),
+        ObsState {
+            browser_source_available: false,
+            ..ObsState::default()
+        },
+    )
+    .await;
+    let app = connected(&obs).await;
+    let response = app
+        .post_as_streamer("/obs/sources")
+        .json(&serde_json::json!({ "scene": "Live", "url": "http://127.0.0.1:9/x" }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "obs_no_browser_source");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("browser source")
+    );
+}
+
+#[tokio::test]
+async fn streaming_and_recording_are_controlled_and_followed() {
+    let obs = FakeObs::start(Some("pw")).await;
+    let app = connected(&obs).await;
+    let mut events = app.engine.events().subscribe();
+    assert_eq!(
+        app.post_as_streamer("/api/obs/stream/start")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert!(obs.state().streaming);
+    loop {
+        if event(&mut events, "obs.stream.state").await["active"] == true {
+            break;
+        }
+    }
+    assert_eq!(
+        app.post_as_streamer("/api/obs/record/start")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stopped: serde_json::Value = app
+        .post_as_streamer("/api/obs/record/stop")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        stopped["path"].as_str().is_some_and(|p| !p.is_empty()),
+        "stop returns the file: {stopped}"
+    );
+    assert!(!obs.state().recording);
+    assert_eq!(
+        app.post_as_streamer("/api/obs/stream/sideways")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

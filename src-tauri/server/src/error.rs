@@ -128,6 +128,9 @@ impl From<EngineError> for ApiError {
                     ObsError::Invalid(_) => {
                         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
                     }
+                    ObsError::NoBrowserSource => {
+                        Self::new(StatusCode::CONFLICT, "obs_no_browser_source", message)
+                    }
                 }
             }
             EngineError::Media(e) => media_error(e),

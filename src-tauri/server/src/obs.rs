@@ -65,3 +65,50 @@ pub async fn password(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /obs/sources` — `{scene, url | overlayId, w, h, x, y, name?}`; idempotent by name.
+pub async fn source(
+    _: Streamer,
+    State(state): State<AppState>,
+    json: Result<Json<stagehand_engine::obs::SourceRequest>, JsonRejection>,
+) -> Result<Json<stagehand_engine::obs::SourceResult>, ApiError> {
+    let Json(body) = json?;
+    Ok(Json(
+        state
+            .engine
+            .obs_source_upsert(body, &state.local_url)
+            .await?,
+    ))
+}
+
+/// `POST /api/obs/stream/start` · `/stop`
+pub async fn stream(
+    _: Streamer,
+    State(state): State<AppState>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let start = start_or_stop(&action)?;
+    state.engine.obs_stream(start).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/obs/record/start` · `/stop` (stop answers `{path}` of the file).
+pub async fn record(
+    _: Streamer,
+    State(state): State<AppState>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let start = start_or_stop(&action)?;
+    let path = state.engine.obs_record(start).await?;
+    Ok(Json(
+        serde_json::json!({ "recording": start, "path": path }),
+    ))
+}
+
+fn start_or_stop(action: &str) -> Result<bool, ApiError> {
+    match action {
+        "start" => Ok(true),
+        "stop" => Ok(false),
+        _ => Err(ApiError::not_found()),
+    }
+}

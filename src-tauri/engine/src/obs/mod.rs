@@ -6,6 +6,8 @@
 //! words for `GET /api/obs/status`. OBS events go onto the engine's event bus. Operations borrow
 //! the current client and fail with `obs_not_connected` when there is none.
 
+mod ops;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(3);
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+pub use ops::{SourceRequest, SourceResult};
+
 /// Errors of OBS operations.
 #[derive(Debug, thiserror::Error)]
 pub enum ObsError {
@@ -35,6 +39,12 @@ pub enum ObsError {
     /// A field is missing or out of range.
     #[error("{0}")]
     Invalid(String),
+    /// This OBS was built without the browser source plugin.
+    #[error(
+        "this OBS has no browser source (the obs-browser plugin is missing); install OBS with \
+         browser source support, or add the overlay link by hand as a browser source"
+    )]
+    NoBrowserSource,
 }
 
 /// Where the connection stands.
@@ -315,7 +325,7 @@ impl Engine {
         self.events().publish(kind, data);
     }
 
-    fn obs_client(&self) -> Result<Arc<obws::Client>, EngineError> {
+    pub(crate) fn obs_client(&self) -> Result<Arc<obws::Client>, EngineError> {
         self.inner.obs.client().ok_or_else(|| {
             let status = self.obs_status();
             ObsError::NotConnected(
