@@ -369,3 +369,61 @@ async fn streaming_and_recording_are_controlled_and_followed() {
         404
     );
 }
+
+#[tokio::test]
+async fn stream_health_is_read_while_live_and_exported() {
+    let obs = FakeObs::start(Some("pw")).await;
+    let app = TestApp::start_with(
+        obs_options(obs.port(), "pw").env("STAGEHAND_OBS_HEALTH_INTERVAL_MS", "100"),
+    )
+    .await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    status_event(&mut events, "identified").await;
+    assert_eq!(
+        app.post_as_streamer("/api/obs/stream/start")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    // OBS sends 1 MB between two readings, 10 frames dropped.
+    let mut readings = 0;
+    let mut bumped = false;
+    let health = loop {
+        let h = event(&mut events, "obs.health").await;
+        readings += 1;
+        if h["live"] == true && !bumped {
+            bumped = true;
+            obs.update(|s| {
+                s.output_bytes += 1_000_000;
+                s.skipped_frames += 10;
+                s.cpu_usage = 12.5;
+            });
+        }
+        if h["live"] == true
+            && h["bitrateKbps"].as_f64().is_some_and(|b| b > 0.0)
+            && h["droppedFrames"] == 10
+        {
+            break h;
+        }
+        assert!(readings < 50, "no live reading with a bitrate: {h}");
+    };
+    assert_eq!(health["cpuPercent"], 12.5);
+    let api = app.get_json("/api/obs/health").await;
+    assert_eq!(api["live"], true);
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("stagehand_obs_live 1"), "{metrics}");
+    assert!(
+        metrics.contains("stagehand_obs_dropped_frames 10"),
+        "{metrics}"
+    );
+}

@@ -234,6 +234,8 @@ pub struct ObsConfig {
     pub host: String,
     /// obs-websocket port.
     pub port: u16,
+    /// Stream health polling period.
+    pub health_interval_ms: u64,
 }
 
 /// `[moderators]`
@@ -420,6 +422,11 @@ impl Config {
         if !(60..=31_536_000).contains(&self.security.session_ttl_seconds) {
             return Err(ConfigError::Invalid(
                 "security.session_ttl_seconds must be between 60 and 31536000 (a year)".into(),
+            ));
+        }
+        if !(100..=60_000).contains(&self.obs.health_interval_ms) {
+            return Err(ConfigError::Invalid(
+                "obs.health_interval_ms must be between 100 and 60000".into(),
             ));
         }
         if !(60..=604_800).contains(&self.moderators.key_ttl_seconds)

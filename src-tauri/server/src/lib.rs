@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/alerts", post(overlays::alert))
         .route("/api/obs/status", get(obs::status))
+        .route("/api/obs/health", get(obs::health))
         .route("/api/obs/scenes", get(obs::scenes))
         .route("/api/obs/scenes/current", post(obs::switch))
         .route("/api/obs/password", axum::routing::put(obs::password))

@@ -112,3 +112,8 @@ fn start_or_stop(action: &str) -> Result<bool, ApiError> {
         _ => Err(ApiError::not_found()),
     }
 }
+
+/// `GET /api/obs/health` — the last stream health reading (`null` before the first).
+pub async fn health(_: Streamer, State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::to_value(state.engine.obs_health()).unwrap_or_default())
+}

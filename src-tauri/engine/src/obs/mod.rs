@@ -81,9 +81,41 @@ pub struct ObsStatus {
     pub attempts: u64,
 }
 
+/// Stream health, read from OBS every `obs.health_interval_ms` while connected.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObsHealth {
+    /// Whether OBS is streaming.
+    pub live: bool,
+    /// Output bitrate over the last interval (from output bytes), kbit/s; `null` when not live
+    /// or on the first reading.
+    pub bitrate_kbps: Option<f64>,
+    /// Frames the stream output dropped.
+    pub dropped_frames: u32,
+    /// Frames the stream output handled.
+    pub total_frames: u32,
+    /// Network congestion, 0-1.
+    pub congestion: f32,
+    /// Whether the output is reconnecting.
+    pub reconnecting: bool,
+    /// OBS's CPU use, percent.
+    pub cpu_percent: f64,
+    /// Frames OBS skipped rendering (render lag).
+    pub render_skipped_frames: u32,
+    /// Frames rendered.
+    pub render_total_frames: u32,
+    /// Frames skipped by the encoder (output lag).
+    pub output_skipped_frames: u32,
+    /// Frames encoded.
+    pub output_total_frames: u32,
+    /// When read (RFC 3339).
+    pub at: String,
+}
+
 /// The OBS side of the engine.
 pub struct ObsLink {
     status: Mutex<ObsStatus>,
+    health: Mutex<Option<ObsHealth>>,
     client: Mutex<Option<Arc<obws::Client>>>,
     wake: Notify,
 }
@@ -111,6 +143,7 @@ impl ObsLink {
                 attempts: 0,
             }),
             client: Mutex::new(None),
+            health: Mutex::new(None),
             wake: Notify::new(),
         }
     }
@@ -252,6 +285,7 @@ impl Engine {
                     self.obs_publish_status();
                     self.events()
                         .publish("obs.connected", serde_json::json!({ "address": address }));
+                    let poller = tokio::spawn(self.clone().obs_poll_health(Arc::clone(&client)));
                     if let Ok(mut events) = events {
                         loop {
                             tokio::select! {
@@ -263,6 +297,7 @@ impl Engine {
                             }
                         }
                     }
+                    poller.abort();
                     link.client.lock().unwrap_or_else(|p| p.into_inner()).take();
                     drop(client);
                     let now = self.now_ms();
@@ -297,6 +332,105 @@ impl Engine {
                     backoff = (backoff * 2).min(BACKOFF_CAP);
                 }
             }
+        }
+    }
+
+    /// The last stream health reading, if any.
+    pub fn obs_health(&self) -> Option<ObsHealth> {
+        self.inner
+            .obs
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn obs_poll_health(self, client: Arc<obws::Client>) {
+        let period = Duration::from_millis(self.config().obs.health_interval_ms);
+        let mut tick = tokio::time::interval(period);
+        let mut last: Option<(u64, std::time::Instant)> = None;
+        loop {
+            tick.tick().await;
+            let (Ok(stream), Ok(stats)) = (
+                client.streaming().status().await,
+                client.general().stats().await,
+            ) else {
+                continue;
+            };
+            let now = std::time::Instant::now();
+            let bitrate = match last {
+                Some((bytes, at)) if stream.active && stream.bytes >= bytes => {
+                    let secs = now.duration_since(at).as_secs_f64();
+                    (secs > 0.0).then(|| (stream.bytes - bytes) as f64 * 8.0 / 1000.0 / secs)
+                }
+                _ => None,
+            };
+            last = stream.active.then_some((stream.bytes, now));
+            let health = ObsHealth {
+                live: stream.active,
+                bitrate_kbps: bitrate,
+                dropped_frames: stream.skipped_frames,
+                total_frames: stream.total_frames,
+                congestion: stream.congestion,
+                reconnecting: stream.reconnecting,
+                cpu_percent: stats.cpu_usage,
+                render_skipped_frames: stats.render_skipped_frames,
+                render_total_frames: stats.render_total_frames,
+                output_skipped_frames: stats.output_skipped_frames,
+                output_total_frames: stats.output_total_frames,
+                at: rfc3339(self.now_ms()),
+            };
+            let m = self.metrics();
+            let gauges: [(&'static str, &'static str, f64); 7] = [
+                (
+                    "stagehand_obs_live",
+                    "1 while OBS is streaming.",
+                    f64::from(u8::from(health.live)),
+                ),
+                (
+                    "stagehand_obs_bitrate_kbps",
+                    "Stream output bitrate, kbit/s.",
+                    health.bitrate_kbps.unwrap_or(0.0),
+                ),
+                (
+                    "stagehand_obs_dropped_frames",
+                    "Frames the stream output dropped.",
+                    f64::from(health.dropped_frames),
+                ),
+                (
+                    "stagehand_obs_congestion",
+                    "Stream congestion, 0-1.",
+                    f64::from(health.congestion),
+                ),
+                (
+                    "stagehand_obs_cpu_percent",
+                    "OBS CPU use, percent.",
+                    health.cpu_percent,
+                ),
+                (
+                    "stagehand_obs_render_skipped_frames",
+                    "Frames OBS skipped rendering (render lag).",
+                    f64::from(health.render_skipped_frames),
+                ),
+                (
+                    "stagehand_obs_output_skipped_frames",
+                    "Frames the encoder skipped (output lag).",
+                    f64::from(health.output_skipped_frames),
+                ),
+            ];
+            for (name, help, value) in gauges {
+                m.gauge_set(name, help, &[], value);
+            }
+            self.events().publish(
+                "obs.health",
+                serde_json::to_value(&health).unwrap_or_default(),
+            );
+            *self
+                .inner
+                .obs
+                .health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(health);
         }
     }
 

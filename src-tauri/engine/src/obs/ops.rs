@@ -80,7 +80,9 @@ impl Engine {
                 )
             }
             _ => {
-                return Err(ObsError::Invalid("send exactly one of url or overlayId".into()).into());
+                return Err(
+                    ObsError::Invalid("send exactly one of url or overlayId".into()).into(),
+                );
             }
         };
         if !(1..=7680).contains(&w) || !(1..=7680).contains(&h) {
