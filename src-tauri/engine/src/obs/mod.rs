@@ -20,8 +20,9 @@ use crate::{Engine, EngineError, Secret};
 
 /// Name of the OBS password in the secret store.
 pub const PASSWORD_SECRET: &str = "obs-password";
-/// Longest wait between reconnection attempts.
-const BACKOFF_CAP: Duration = Duration::from_secs(3);
+/// Longest wait between reconnection attempts: OBS is back about a second after a restart, and
+/// a refused connection to localhost costs nothing, so waiting longer only delays recovery.
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
