@@ -2,18 +2,27 @@
 
 use support::{Options, TestApp, error_code};
 
-/// Waits for the next `obs.status` event whose state is `state`.
-async fn status_event(
-    events: &mut tokio::sync::broadcast::Receiver<stagehand_engine::protocol::EventEnvelope>,
-    state: &str,
-) -> serde_json::Value {
+type Events = tokio::sync::broadcast::Receiver<stagehand_engine::protocol::EventEnvelope>;
+
+/// Waits for the next engine event of `kind` (within 10 s).
+async fn event(events: &mut Events, kind: &str) -> serde_json::Value {
     loop {
-        let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
             .await
-            .expect("an OBS status within 10 s")
+            .expect("the event within 10 s")
             .expect("bus open");
-        if event.kind == "obs.status" && event.data["state"] == state {
-            return event.data;
+        if e.kind == kind {
+            return e.data;
+        }
+    }
+}
+
+/// Waits for the next `obs.status` event whose state is `state`.
+async fn status_event(events: &mut Events, state: &str) -> serde_json::Value {
+    loop {
+        let data = event(events, "obs.status").await;
+        if data["state"] == state {
+            return data;
         }
     }
 }
@@ -71,22 +80,6 @@ fn obs_options(port: u16, password: &str) -> Options {
         .env("STAGEHAND_OBS_ENABLED", "true")
         .env("STAGEHAND_OBS_PORT", &port.to_string())
         .env("STAGEHAND_OBS_PASSWORD", password)
-}
-
-/// Waits for the next engine event of `kind`.
-async fn event(
-    events: &mut tokio::sync::broadcast::Receiver<stagehand_engine::protocol::EventEnvelope>,
-    kind: &str,
-) -> serde_json::Value {
-    loop {
-        let e = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
-            .await
-            .expect("the event within 10 s")
-            .expect("bus open");
-        if e.kind == kind {
-            return e.data;
-        }
-    }
 }
 
 #[tokio::test]

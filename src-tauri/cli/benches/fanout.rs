@@ -15,14 +15,15 @@
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stagehand");
+mod common;
+
+use common::pct;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -48,11 +49,6 @@ fn cpu_ms(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) * 10.0
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 struct Round {
@@ -197,37 +193,8 @@ async fn round(
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .env("STAGEHAND_SECRETS", "file")
-        .env("STAGEHAND_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The first line of stdout says the server is listening.
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("running"), "{line}");
-    }
-    let token = Command::new(BIN)
-        .args(["token", "--data-dir"])
-        .arg(dir.path())
-        .env("STAGEHAND_SECRETS", "file")
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let base = format!("http://127.0.0.1:{port}");
+    let served = common::Served::start(&[]);
+    let (base, token) = (served.base.clone(), served.token.clone());
     let client = reqwest::Client::new();
     let overlay: serde_json::Value = client
         .post(format!("{base}/overlays"))
@@ -258,7 +225,7 @@ async fn main() {
         "KB/socket"
     );
     for sockets in [1, 100, 1000] {
-        let r = round(&client, &base, &token, &id, &ws_url, child.id(), sockets).await;
+        let r = round(&client, &base, &token, &id, &ws_url, served.pid(), sockets).await;
         println!(
             "{:>8} {:>14.3} {:>14.3} {:>14.3} {:>14.3} {:>16.0} {:>12.1} {:>16.2}",
             r.sockets,
@@ -271,8 +238,4 @@ async fn main() {
             r.server_cpu_ms_per_alert
         );
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }

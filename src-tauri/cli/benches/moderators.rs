@@ -11,21 +11,17 @@
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stagehand");
+mod common;
+
+use common::pct;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 async fn next_json(socket: &mut Socket) -> serde_json::Value {
     loop {
@@ -37,39 +33,11 @@ async fn next_json(socket: &mut Socket) -> serde_json::Value {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .env("STAGEHAND_SECRETS", "file")
-        .env("STAGEHAND_LOG", "warn")
-        .env(
-            "STAGEHAND_MODERATORS_CONSUME_ATTEMPTS_PER_MINUTE",
-            "1000000",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-    }
-    let token = Command::new(BIN)
-        .args(["token", "--data-dir"])
-        .arg(dir.path())
-        .env("STAGEHAND_SECRETS", "file")
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let base = format!("http://127.0.0.1:{port}");
+    let served = common::Served::start(&[(
+        "STAGEHAND_MODERATORS_CONSUME_ATTEMPTS_PER_MINUTE",
+        "1000000",
+    )]);
+    let (port, base, token) = (served.port, served.base.clone(), served.token.clone());
     let client = reqwest::Client::new();
     let generate = |scopes: serde_json::Value| {
         client
@@ -225,8 +193,4 @@ async fn main() {
         pct(&edits, 0.99),
         edits.len()
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }
