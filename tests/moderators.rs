@@ -577,6 +577,14 @@ async fn an_expired_session_stops_receiving_and_acting() {
         .await
         .unwrap();
     assert_eq!(panel.status(), 401, "sessions last a fixed 4 h");
+    assert!(
+        panel
+            .text()
+            .await
+            .unwrap()
+            .contains("Your moderator access has ended"),
+        "an ended session is told so, not that the link was used"
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use stagehand_protocol::EngineStatus;
 mod moderator;
 
 pub use moderator::{
-    MODERATOR_JS, MODERATOR_LINK_JS, ModeratorView, moderator_link_page,
-    moderator_link_refused_page, moderator_panel_page, scope_in_words,
+    MODERATOR_JS, MODERATOR_LINK_JS, ModeratorView, moderator_access_ended_page,
+    moderator_link_page, moderator_link_refused_page, moderator_panel_page, scope_in_words,
 };
 
 /// The shared stylesheet, served at `/ui/style.css`.

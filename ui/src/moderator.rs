@@ -109,6 +109,23 @@ pub fn moderator_link_refused_page() -> String {
     document(body.to_html())
 }
 
+/// `GET /moderator` with a session that has ended (revoked by the streamer, or expired).
+pub fn moderator_access_ended_page() -> String {
+    let body = view! {
+        <Page title="Access ended · Stagehand".to_owned() script=None>
+            <main class="narrow">
+                <section class="card">
+                    <h1 id="ended">"Your moderator access has ended."</h1>
+                    <p class="muted">
+                        "The streamer revoked it, or its time ran out. Ask the streamer for a new link if you still need it."
+                    </p>
+                </section>
+            </main>
+        </Page>
+    };
+    document(body.to_html())
+}
+
 /// `GET /moderator`: the panel for a live session, with a section per scope held.
 pub fn moderator_panel_page(view: &ModeratorView) -> String {
     let label = view.label.clone();

@@ -277,6 +277,12 @@ impl Engine {
         );
         self.store()
             .call(move |conn| {
+                // Expired keys and ended sessions are worth nothing; drop them as we go.
+                conn.execute("DELETE FROM moderator_keys WHERE expires_ms <= ?1", [now])?;
+                conn.execute(
+                    "DELETE FROM moderator_sessions WHERE expires_ms <= ?1 OR revoked_ms <= ?1",
+                    [now],
+                )?;
                 conn.execute(
                     "INSERT INTO moderator_keys (key_hash, label, scopes, streamer_id, created_ms, expires_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -270,6 +270,19 @@ pub async fn panel(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(session) = moderator_from(&state, &headers, &HashMap::new()).await? else {
+        // A cookie that no longer opens anything means access ended (revoked or expired);
+        // no cookie at all means the link was never opened here.
+        if cookie(&headers, MODERATOR_COOKIE).is_some() {
+            return Ok((
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+                ],
+                Html(stagehand_ui::moderator_access_ended_page()),
+            )
+                .into_response());
+        }
         return Ok(refused_page(StatusCode::UNAUTHORIZED));
     };
     let view = stagehand_ui::ModeratorView {
