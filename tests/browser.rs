@@ -4,31 +4,17 @@
 use support::{Browser, TestApp};
 
 async fn overlay_with_scene(app: &TestApp) -> (String, String) {
-    let created: serde_json::Value = app
-        .post_as_streamer("/overlays")
-        .json(&serde_json::json!({ "name": "Main", "width": 1280, "height": 720 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = app.create_overlay("Main").await;
     let id = created["overlayId"].as_str().unwrap().to_owned();
-    let scene = serde_json::json!({ "version": 1, "scene": { "layers": [
+    let layers = serde_json::json!([
         { "id": "title", "kind": "text", "x": 40, "y": 40, "w": 800, "h": 90, "z": 2,
           "style": { "color": "#ffffff", "fontSize": 56, "fontWeight": "700" },
           "props": { "text": "Hello <b>Stagehand</b>" } },
         { "id": "alerts", "kind": "alert_box", "x": 340, "y": 200, "w": 600, "h": 220, "z": 5 },
         { "id": "hidden", "kind": "text", "x": 0, "y": 600, "w": 300, "h": 50, "visible": false,
           "props": { "text": "not shown" } }
-    ] } });
-    let saved = app
-        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
-        .json(&scene)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 200);
+    ]);
+    assert_eq!(app.save_scene(&id, 1, layers).await.status(), 200);
     (id, created["signedUrl"].as_str().unwrap().to_owned())
 }
 
@@ -120,28 +106,14 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
 #[ignore = "needs Chromium and node; run by scripts/test"]
 async fn browser_chart_and_chat_widgets_draw_pushed_data() {
     let app = TestApp::start().await;
-    let created: serde_json::Value = app
-        .post_as_streamer("/overlays")
-        .json(&serde_json::json!({ "name": "Trading", "width": 1280, "height": 720 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = app.create_overlay("Trading").await;
     let id = created["overlayId"].as_str().unwrap().to_owned();
-    let scene = serde_json::json!({ "version": 1, "scene": { "layers": [
+    let layers = serde_json::json!([
         { "id": "price", "kind": "chart", "x": 20, "y": 20, "w": 760, "h": 420,
           "props": { "symbol": "BTCUSD", "series": "line", "color": "#f7931a" } },
         { "id": "chat", "kind": "chat_box", "x": 820, "y": 20, "w": 420, "h": 420 }
-    ] } });
-    let saved = app
-        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
-        .json(&scene)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 200);
+    ]);
+    assert_eq!(app.save_scene(&id, 1, layers).await.status(), 200);
     let mut browser = Browser::start().await;
     let url = created["signedUrl"].as_str().unwrap();
     browser.cmd(serde_json::json!({"cmd": "open", "name": "a", "url": url, "width": 1280, "height": 720})).await;

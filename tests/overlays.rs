@@ -23,19 +23,6 @@ fn layer(id: &str, text: &str, x: i64) -> serde_json::Value {
                        "style": {"color": "#fff", "fontSize": 40}, "props": {"text": text}})
 }
 
-async fn put_scene(
-    app: &TestApp,
-    id: &str,
-    base: i64,
-    layers: serde_json::Value,
-) -> reqwest::Response {
-    app.put_as_streamer(&format!("/api/overlays/{id}/scene"))
-        .json(&serde_json::json!({ "version": base, "scene": { "layers": layers } }))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn overlays_are_created_listed_renamed_and_limited() {
     let app = TestApp::start_with(Options::default().env("STAGEHAND_LIMITS_OVERLAYS", "2")).await;
@@ -268,26 +255,18 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
     );
     assert_eq!(first["overlay"]["width"], 1280);
 
-    let saved = put_scene(
-        &app,
-        &id,
-        1,
-        serde_json::json!([layer("title", "Hello", 10)]),
-    )
-    .await;
+    let saved = app
+        .save_scene(&id, 1, serde_json::json!([layer("title", "Hello", 10)]))
+        .await;
     assert_eq!(saved.status(), 200);
     assert_eq!(saved.headers()["etag"], "\"2\"");
     let pushed = next_json(&mut page).await;
     assert_eq!(pushed["version"], 2);
     assert_eq!(pushed["scene"]["layers"][0]["props"]["text"], "Hello");
 
-    let stale = put_scene(
-        &app,
-        &id,
-        1,
-        serde_json::json!([layer("title", "Stale", 10)]),
-    )
-    .await;
+    let stale = app
+        .save_scene(&id, 1, serde_json::json!([layer("title", "Stale", 10)]))
+        .await;
     let body: serde_json::Value = stale.json().await.unwrap();
     assert_eq!(body["error"]["code"], "version_conflict");
     assert_eq!(body["error"]["details"]["currentVersion"], 2);
@@ -306,13 +285,13 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
         .await
         .unwrap();
     assert_eq!(if_match.status(), 200);
-    let invalid = put_scene(
-        &app,
-        &id,
-        3,
-        serde_json::json!([layer("a", "x", 0), layer("a", "y", 0)]),
-    )
-    .await;
+    let invalid = app
+        .save_scene(
+            &id,
+            3,
+            serde_json::json!([layer("a", "x", 0), layer("a", "y", 0)]),
+        )
+        .await;
     assert_eq!(error_code(invalid).await, (422, "invalid_fields".into()));
     let no_version = app
         .put_as_streamer(&format!("/api/overlays/{id}/scene"))
@@ -339,13 +318,9 @@ async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
     }
     let mut version = 1;
     for i in 0..100 {
-        let response = put_scene(
-            &app,
-            &id,
-            version,
-            serde_json::json!([layer("title", "drag", i)]),
-        )
-        .await;
+        let response = app
+            .save_scene(&id, version, serde_json::json!([layer("title", "drag", i)]))
+            .await;
         assert_eq!(response.status(), 200);
         version = response.json::<serde_json::Value>().await.unwrap()["version"]
             .as_i64()
@@ -493,7 +468,7 @@ async fn a_stalled_page_does_not_delay_a_healthy_one() {
     });
     for base in 1..=saves {
         assert_eq!(
-            put_scene(&app, &id, base, serde_json::Value::Array(layers.clone()))
+            app.save_scene(&id, base, serde_json::Value::Array(layers.clone()))
                 .await
                 .status(),
             200

@@ -206,6 +206,20 @@ impl TestApp {
         response.json().await.expect("a JSON body")
     }
 
+    /// Saves `layers` as the overlay's scene on top of version `base`; returns the response.
+    pub async fn save_scene(
+        &self,
+        overlay_id: &str,
+        base: i64,
+        layers: serde_json::Value,
+    ) -> reqwest::Response {
+        self.put_as_streamer(&format!("/api/overlays/{overlay_id}/scene"))
+            .json(&serde_json::json!({ "version": base, "scene": { "layers": layers } }))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Creates an overlay (asserting 201) and returns it, `signedUrl` included.
     pub async fn create_overlay(&self, name: &str) -> serde_json::Value {
         let response = self
