@@ -1,10 +1,12 @@
-//! Wire types shared by the engine, the HTTP server and (later) the relay.
+//! Wire types shared by the engine, the HTTP server and the relay.
 //!
 //! Everything here is what crosses a process boundary as JSON: error bodies, the event
 //! envelope pushed over WebSockets, and the small status documents. Keeping them in one crate
 //! means the relay and the UI's JavaScript see exactly one shape per message.
 
 use serde::{Deserialize, Serialize};
+
+pub mod relay;
 
 /// Version of the wire protocol; bumped when a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
