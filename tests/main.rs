@@ -13,5 +13,6 @@ mod obs;
 mod overlays;
 mod persistence;
 mod probes;
+mod real_obs;
 mod secrets;
 mod tts;

@@ -1,30 +1,10 @@
 //! OBS: the connection that heals itself, its status in plain words, and the operations.
 
-use support::{Options, TestApp, error_code};
-
-type Events = tokio::sync::broadcast::Receiver<stagehand_engine::protocol::EventEnvelope>;
-
-/// Waits for the next engine event of `kind` (within 10 s).
-async fn event(events: &mut Events, kind: &str) -> serde_json::Value {
-    loop {
-        let e = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
-            .await
-            .expect("the event within 10 s")
-            .expect("bus open");
-        if e.kind == kind {
-            return e.data;
-        }
-    }
-}
+use support::{Events, Options, TestApp, error_code, event};
 
 /// Waits for the next `obs.status` event whose state is `state`.
 async fn status_event(events: &mut Events, state: &str) -> serde_json::Value {
-    loop {
-        let data = event(events, "obs.status").await;
-        if data["state"] == state {
-            return data;
-        }
-    }
+    support::obs_status_within(events, state, 10).await
 }
 
 #[tokio::test]
@@ -187,7 +167,11 @@ async fn reconnects_after_obs_dies_and_comes_back_with_events_flowing() {
 
     let obs = FakeObs::start_on(port, Some("pw"), state).await;
     obs.set_not_ready_for(2).await; // OBS answers 207 NotReady in its first moments
-    status_event(&mut events, "identified").await;
+    let up = status_event(&mut events, "identified").await;
+    assert_eq!(
+        up["obsVersion"], "30.2.3",
+        "GetVersion was retried past NotReady, not given up: {up}"
+    );
     assert!(
         !obs.subscriptions().is_empty() && obs.subscriptions()[0] != 0,
         "events resubscribed"
@@ -203,6 +187,10 @@ async fn reconnects_after_obs_dies_and_comes_back_with_events_flowing() {
         event(&mut events, "obs.scene.changed").await["scene"],
         "Live"
     );
+    // A request answered NotReady after the handshake is retried too.
+    obs.set_not_ready_for(2).await;
+    let scenes = app.get_as_streamer("/api/obs/scenes").send().await.unwrap();
+    assert_eq!(scenes.status(), 200, "retried past two NotReady answers");
 }
 
 async fn connected(obs: &FakeObs) -> TestApp {

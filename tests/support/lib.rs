@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 pub mod fake_obs;
+pub mod real_obs;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -389,6 +390,42 @@ pub async fn closed(socket: &mut Socket) -> (u16, String) {
             Some(Ok(Message::Close(None))) | None => return (0, String::new()),
             Some(Ok(_)) => {}
             Some(Err(e)) => panic!("socket error instead of a close: {e}"),
+        }
+    }
+}
+
+/// The engine's event bus, as a test subscribes to it.
+pub type Events = tokio::sync::broadcast::Receiver<stagehand_engine::protocol::EventEnvelope>;
+
+/// Waits for the next engine event of `kind` (within `seconds`).
+pub async fn event_within(events: &mut Events, kind: &str, seconds: u64) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let e = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} event within {seconds} s"))
+            .expect("bus open");
+        if e.kind == kind {
+            return e.data;
+        }
+    }
+}
+
+/// Waits for the next engine event of `kind` (within 10 s).
+pub async fn event(events: &mut Events, kind: &str) -> serde_json::Value {
+    event_within(events, kind, 10).await
+}
+
+/// Waits for the next `obs.status` event whose state is `state` (within `seconds`).
+pub async fn obs_status_within(
+    events: &mut Events,
+    state: &str,
+    seconds: u64,
+) -> serde_json::Value {
+    loop {
+        let data = event_within(events, "obs.status", seconds).await;
+        if data["state"] == state {
+            return data;
         }
     }
 }

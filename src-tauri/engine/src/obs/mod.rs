@@ -26,7 +26,35 @@ const BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub use ops::{SourceRequest, SourceResult};
+pub use ops::{SourceKind, SourceRequest, SourceResult};
+
+/// How long a request answered 207 NotReady is retried: OBS opens its websocket port before
+/// it has finished loading and answers NotReady for about half a second.
+const NOT_READY_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Runs an obs-websocket request, retrying it while OBS answers 207 NotReady (for at most
+/// [`NOT_READY_PATIENCE`]); any other answer is returned as it is.
+pub(crate) async fn when_ready<T, F, Fut>(mut request: F) -> Result<T, obws::error::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, obws::error::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + NOT_READY_PATIENCE;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match request().await {
+            Err(obws::error::Error::Api {
+                code: obws::responses::StatusCode::NotReady,
+                ..
+            }) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::debug!("OBS is not ready yet; retrying the request");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(400));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Errors of OBS operations.
 #[derive(Debug, thiserror::Error)]
@@ -268,7 +296,8 @@ impl Engine {
                 Ok(client) => {
                     backoff = Duration::from_millis(250);
                     let client = Arc::new(client);
-                    let version = client.general().version().await.ok();
+                    let general = client.general();
+                    let version = when_ready(|| general.version()).await.ok();
                     let events = client.events();
                     *link.client.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(Arc::clone(&client));
@@ -475,9 +504,8 @@ impl Engine {
     /// OBS's scenes and the current program scene.
     pub async fn obs_scenes(&self) -> Result<serde_json::Value, EngineError> {
         let client = self.obs_client()?;
-        let scenes = client
-            .scenes()
-            .list()
+        let scenes = client.scenes();
+        let scenes = when_ready(|| scenes.list())
             .await
             .map_err(|e| ObsError::Refused(e.to_string()))?;
         let mut list: Vec<_> = scenes.scenes.iter().collect();
@@ -495,9 +523,8 @@ impl Engine {
             return Err(ObsError::Invalid("scene must be 1-256 characters".into()).into());
         }
         let client = self.obs_client()?;
-        client
-            .scenes()
-            .set_current_program_scene(scene)
+        let scenes = client.scenes();
+        when_ready(|| scenes.set_current_program_scene(scene))
             .await
             .map_err(|e| ObsError::Refused(e.to_string()))?;
         Ok(())
