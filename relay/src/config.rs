@@ -1,0 +1,144 @@
+//! What a relay needs to run: where its data lives, its limits, whom to trust for client
+//! addresses, and its clock.
+//!
+//! Defaults live here, as constants, in one place; the binary maps its flags and
+//! `STAGEHAND_RELAY_*` variables onto [`RelayConfig`] and documents the same numbers.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest webhook body accepted: 256 KiB (TradingView alerts are a few hundred bytes).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Sustained webhooks per second per tunnel.
+pub const DEFAULT_RATE_PER_SEC: u32 = 20;
+/// Webhooks a tunnel may send at once before the sustained rate applies.
+pub const DEFAULT_RATE_BURST: u32 = 100;
+/// Unacknowledged deliveries kept per tunnel before the oldest are evicted.
+pub const DEFAULT_MAX_BUFFERED: u64 = 10_000;
+/// Deliveries in flight on one engine link before the relay waits for acknowledgements.
+pub const DEFAULT_LINK_WINDOW: u64 = 1_000;
+/// How often the relay pings the engine.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long the relay waits for any sign of life from the engine before dropping the link.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long a sender may take to upload one body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `serve` looks for tunnels or allow lists changed by another process (the CLI).
+pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// The time source; injected so rate limits are testable without sleeping.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Per-tunnel limits on the public side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted body in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Sustained requests per second per tunnel (429 above).
+    pub rate_per_sec: u32,
+    /// Burst size per tunnel.
+    pub rate_burst: u32,
+    /// Unacknowledged deliveries kept per tunnel; the oldest are evicted beyond this.
+    pub max_buffered: u64,
+    /// How long one body upload may take (408 after).
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate_per_sec: DEFAULT_RATE_PER_SEC,
+            rate_burst: DEFAULT_RATE_BURST,
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+}
+
+/// Settings of the engine link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkSettings {
+    /// Deliveries sent ahead of acknowledgements.
+    pub window: u64,
+    /// Ping period.
+    pub ping_interval: Duration,
+    /// Silence after which the link is dropped.
+    pub pong_timeout: Duration,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_LINK_WINDOW,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
+        }
+    }
+}
+
+/// Everything [`crate::Relay::open`] needs.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// Directory of the relay's SQLite file (created if missing).
+    pub data_dir: PathBuf,
+    /// Public-side limits.
+    pub limits: Limits,
+    /// Engine link settings.
+    pub link: LinkSettings,
+    /// Peers whose `X-Forwarded-For` is believed (the TLS proxy in front, e.g. `127.0.0.1`).
+    /// Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// `synchronous=FULL` instead of `NORMAL`: survives power loss too, at some throughput.
+    pub sync_full: bool,
+    /// How often `serve` reloads tunnels and allow lists changed by another process.
+    pub config_poll: Duration,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RelayConfig {
+    /// Default limits over `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            limits: Limits::default(),
+            link: LinkSettings::default(),
+            trusted_proxies: Vec::new(),
+            sync_full: false,
+            config_poll: DEFAULT_CONFIG_POLL,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("data_dir", &self.data_dir)
+            .field("limits", &self.limits)
+            .field("link", &self.link)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("sync_full", &self.sync_full)
+            .field("config_poll", &self.config_poll)
+            .finish_non_exhaustive()
+    }
+}
