@@ -15,3 +15,4 @@ mod persistence;
 mod probes;
 mod secrets;
 mod tts;
+mod webhooks;
