@@ -400,7 +400,8 @@
   // ---- alerts ----
 
   function enqueueAlert(message) {
-    // A resent alert (say, after a reconnect) must not play twice.
+    // A resent alert (after a reconnect, or a webhook alert announced again after a restart:
+    // its id comes from the delivery) must not play twice.
     if (typeof message.id === 'string') {
       if (alertIdsSeen.has(message.id)) return;
       alertIdsSeen.add(message.id);

@@ -16,3 +16,4 @@ mod probes;
 mod real_obs;
 mod secrets;
 mod tts;
+mod webhooks;

@@ -19,6 +19,7 @@ const KNOWN_EXTRA_ENV: &[&str] = &[
     "STAGEHAND_CONFIG",
     "STAGEHAND_SECRETS_KEY",
     "STAGEHAND_OBS_PASSWORD",
+    "STAGEHAND_TRADINGVIEW_HMAC_SECRET",
     "STAGEHAND_LOG",
 ];
 
@@ -147,6 +148,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Text to speech.
     pub tts: TtsConfig,
+    /// Incoming webhooks (TradingView, custom endpoints).
+    pub webhooks: WebhooksConfig,
     /// Resolved data directory (not a config key).
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -162,6 +165,10 @@ pub struct Config {
     /// The OBS password from `STAGEHAND_OBS_PASSWORD`, if set (beats the secret store).
     #[serde(skip)]
     pub obs_password: Option<crate::Secret>,
+    /// The TradingView HMAC secret from `STAGEHAND_TRADINGVIEW_HMAC_SECRET`, if set (beats the
+    /// secret store).
+    #[serde(skip)]
+    pub tradingview_hmac_secret: Option<crate::Secret>,
 }
 
 /// `[server]`
@@ -302,6 +309,17 @@ pub struct TtsConfig {
     pub cache_max_age_seconds: u64,
 }
 
+/// `[webhooks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// How long an idempotency key (or webhook id) is remembered, in hours (at least 72).
+    pub idempotency_hours: u64,
+    /// Deliveries accepted but not yet shown when Stagehand stopped are shown after a restart
+    /// if they are at most this old (seconds); older ones are only listed.
+    pub reannounce_window_seconds: u64,
+}
+
 /// Log output format on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -398,6 +416,10 @@ impl Config {
             .env_var("STAGEHAND_OBS_PASSWORD")
             .filter(|v| !v.is_empty())
             .map(crate::Secret::new);
+        config.tradingview_hmac_secret = sources
+            .env_var("STAGEHAND_TRADINGVIEW_HMAC_SECRET")
+            .filter(|v| !v.is_empty())
+            .map(crate::Secret::new);
         config.validate()?;
         Ok(config)
     }
@@ -452,6 +474,16 @@ impl Config {
         if !(1..=600_000).contains(&self.tts.render_timeout_ms) {
             return Err(ConfigError::Invalid(
                 "tts.render_timeout_ms must be between 1 and 600000 (10 minutes)".into(),
+            ));
+        }
+        if !(72..=8760).contains(&self.webhooks.idempotency_hours) {
+            return Err(ConfigError::Invalid(
+                "webhooks.idempotency_hours must be between 72 and 8760 (a year)".into(),
+            ));
+        }
+        if self.webhooks.reannounce_window_seconds > 86_400 {
+            return Err(ConfigError::Invalid(
+                "webhooks.reannounce_window_seconds must be at most 86400 (a day)".into(),
             ));
         }
         if self.tts.cache_max_files == 0 || self.tts.cache_max_bytes == 0 {

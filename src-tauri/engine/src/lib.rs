@@ -21,6 +21,7 @@ mod secret;
 pub mod secrets;
 pub mod store;
 pub mod tts;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +73,9 @@ pub enum EngineError {
     /// Speech request refused or its rendering failed.
     #[error(transparent)]
     Tts(#[from] tts::TtsError),
+    /// Webhook settings operation refused.
+    #[error(transparent)]
+    Webhook(#[from] webhooks::WebhookError),
     /// A blocking task failed.
     #[error("background task failed: {0}")]
     Task(String),
@@ -94,6 +98,8 @@ struct EngineInner {
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     tts: tts::Tts,
+    webhook_keys: std::sync::RwLock<webhooks::Keys>,
+    webhook_backlog: std::sync::Mutex<webhooks::Backlog>,
     started_ms: i64,
     started: std::time::Instant,
 }
@@ -138,13 +144,14 @@ impl Engine {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let started = std::time::Instant::now();
         let cfg = config.clone();
-        let (store, instance_id, secrets, streamer_token, overlay_key) =
+        let (store, instance_id, secrets, streamer_token, overlay_key, webhook_keys) =
             tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
                 let (store, instance) = open_store_blocking(&cfg)?;
                 let secrets = open_secrets_blocking(&cfg, &instance)?;
                 let token = ensure_streamer_token(secrets.as_ref())?;
                 let overlay_key = overlays::ensure_signing_key(secrets.as_ref())?;
-                Ok((store, instance, secrets, token, overlay_key))
+                let webhook_keys = webhooks::load_keys(secrets.as_ref())?;
+                Ok((store, instance, secrets, token, overlay_key, webhook_keys))
             })
             .await
             .map_err(|e| EngineError::Task(e.to_string()))??;
@@ -166,7 +173,7 @@ impl Engine {
             config.obs.enabled,
             started_ms,
         );
-        Ok(Self {
+        let engine = Self {
             inner: Arc::new(EngineInner {
                 events: EventBus::new(256, Arc::clone(&clock)),
                 config,
@@ -184,10 +191,14 @@ impl Engine {
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
                 tts,
+                webhook_keys: std::sync::RwLock::new(webhook_keys),
+                webhook_backlog: std::sync::Mutex::default(),
                 started_ms,
                 started,
             }),
-        })
+        };
+        engine.webhooks_start().await?;
+        Ok(engine)
     }
 
     /// The configuration the engine runs with.

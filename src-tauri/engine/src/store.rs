@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "moderators",
         include_str!("../migrations/0004_moderators.sql"),
     ),
+    (
+        5,
+        "webhooks",
+        include_str!("../migrations/0005_webhooks.sql"),
+    ),
 ];
 
 /// Errors from the store.

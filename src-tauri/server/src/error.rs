@@ -13,6 +13,7 @@ use stagehand_engine::moderators::ModeratorError;
 use stagehand_engine::obs::ObsError;
 use stagehand_engine::overlays::OverlayError;
 use stagehand_engine::secrets::SecretError;
+use stagehand_engine::webhooks::{RefusalCode, WebhookError, WebhookRefusal};
 use stagehand_protocol::ErrorBody;
 
 /// The stable code of an error response, attached to the response for metrics.
@@ -135,6 +136,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Media(e) => media_error(e),
             EngineError::Tts(e) => crate::tts::error(e),
+            EngineError::Webhook(e) => webhook_error(e),
             EngineError::Store(ref e) => Self::internal("store_error", e),
             other => Self::internal("internal_error", &other),
         }
@@ -175,6 +177,41 @@ fn overlay_error(err: OverlayError) -> ApiError {
             ApiError::new(StatusCode::FORBIDDEN, "overlay_link_invalid", message)
         }
     }
+}
+
+fn webhook_error(err: WebhookError) -> ApiError {
+    let message = err.to_string();
+    let (status, code) = match err {
+        WebhookError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
+        WebhookError::NotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
+        WebhookError::Exists => (StatusCode::CONFLICT, "webhook_exists"),
+        WebhookError::LimitReached(_) => (StatusCode::FORBIDDEN, "webhook_limit_reached"),
+    };
+    ApiError::new(status, code, message)
+}
+
+/// A refused webhook as the sender sees it: the refusal's stable code with its status (401
+/// for every credential problem, 400 for bad input, 404 unknown endpoint, 403 from a web page,
+/// 413 too large, 415 wrong content type) and, in `details`, the field and the delivery id
+/// the streamer finds it under.
+pub fn webhook_refusal(refusal: &WebhookRefusal, delivery_id: i64) -> ApiError {
+    let status = match refusal.code {
+        RefusalCode::UnknownWebhook => StatusCode::NOT_FOUND,
+        RefusalCode::OriginNotAllowed => StatusCode::FORBIDDEN,
+        RefusalCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RefusalCode::WebhookAuthRequired
+        | RefusalCode::InvalidSignature
+        | RefusalCode::InvalidToken
+        | RefusalCode::InvalidPassphrase
+        | RefusalCode::StaleTimestamp => StatusCode::UNAUTHORIZED,
+        RefusalCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        RefusalCode::InvalidJson | RefusalCode::InvalidWebhook => StatusCode::BAD_REQUEST,
+    };
+    let mut details = serde_json::json!({ "deliveryId": delivery_id });
+    if let Some(field) = &refusal.field {
+        details["field"] = field.clone().into();
+    }
+    ApiError::new(status, refusal.code.as_str(), refusal.message.clone()).with_details(details)
 }
 
 fn media_error(err: stagehand_engine::media::MediaError) -> ApiError {

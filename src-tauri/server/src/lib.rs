@@ -16,6 +16,7 @@ mod overlays;
 pub mod ratelimit;
 pub(crate) mod routes;
 mod tts;
+mod webhooks;
 pub mod ws;
 
 use std::future::Future;
@@ -142,6 +143,41 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/media/{id}", axum::routing::delete(media::delete))
         .route("/media/{id}", get(media::serve))
+        .route(
+            "/webhooks/tradingview",
+            post(webhooks::receive).layer(webhooks::body_limit()),
+        )
+        .route(
+            "/webhooks/custom/{name}",
+            post(webhooks::receive).layer(webhooks::body_limit()),
+        )
+        .route("/api/webhooks", get(webhooks::overview))
+        .route("/api/webhooks/deliveries", get(webhooks::deliveries))
+        .route(
+            "/api/webhooks/tradingview",
+            axum::routing::put(webhooks::tradingview_configure),
+        )
+        .route(
+            "/api/webhooks/tradingview/secrets",
+            get(webhooks::tradingview_secrets),
+        )
+        .route(
+            "/api/webhooks/tradingview/secrets/{which}",
+            axum::routing::delete(webhooks::tradingview_clear),
+        )
+        .route(
+            "/api/webhooks/tradingview/rotate",
+            post(webhooks::tradingview_rotate),
+        )
+        .route("/api/webhooks/custom", post(webhooks::custom_create))
+        .route(
+            "/api/webhooks/custom/{name}",
+            axum::routing::delete(webhooks::custom_delete),
+        )
+        .route(
+            "/api/webhooks/custom/{name}/rotate",
+            post(webhooks::custom_rotate),
+        )
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -103,10 +103,17 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
     let mut last_heard = Instant::now();
     let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
 
-    if send_full(&state, &overlay.overlay_id, &mut tx)
-        .await
-        .is_ok()
-    {
+    let mut ready = send_full(&state, &overlay.overlay_id, &mut tx).await;
+    // Alerts accepted just before a restart, announced while no page was connected yet.
+    for message in state.engine.overlay_backlog(&overlay.overlay_id) {
+        if ready.is_ok() {
+            ready = tx
+                .send(Message::Text(message.as_ref().into()))
+                .await
+                .map_err(|_| ());
+        }
+    }
+    if ready.is_ok() {
         loop {
             tokio::select! {
                 biased;

@@ -74,7 +74,7 @@ impl Engine {
         overlay_id: Option<&str>,
         kind: &str,
         message: serde_json::Value,
-    ) -> Result<Delivery, EngineError> {
+    ) -> Result<(Delivery, Arc<str>), EngineError> {
         if let Some(id) = overlay_id {
             self.overlay_get(id).await?;
         }
@@ -90,10 +90,13 @@ impl Engine {
             &[("type", kind)],
             1,
         );
-        Ok(Delivery {
-            id: String::new(),
-            pages,
-        })
+        Ok((
+            Delivery {
+                id: String::new(),
+                pages,
+            },
+            message,
+        ))
     }
 
     /// Sends a chat line to chat box layers.
@@ -118,7 +121,7 @@ impl Engine {
             "text": chat.text,
             "color": chat.color,
         });
-        let mut delivery = self
+        let (mut delivery, _) = self
             .feed_send(chat.overlay_id.as_deref(), "chat.message", message)
             .await?;
         delivery.id = id;
@@ -127,6 +130,16 @@ impl Engine {
 
     /// Sends points to chart layers.
     pub async fn chart_update(&self, update: ChartUpdate) -> Result<Delivery, EngineError> {
+        let id = format!("cu_{}", crate::random::token(9)?);
+        Ok(self.chart_update_with_id(id, update).await?.0)
+    }
+
+    /// Sends points under a given id; returns the message sent too.
+    pub(crate) async fn chart_update_with_id(
+        &self,
+        id: String,
+        update: ChartUpdate,
+    ) -> Result<(Delivery, Arc<str>), EngineError> {
         let symbol_ok = !update.symbol.is_empty()
             && update.symbol.len() <= 32
             && update
@@ -161,7 +174,6 @@ impl Engine {
                 return Err(invalid("chart values must be finite numbers"));
             }
         }
-        let id = format!("cu_{}", crate::random::token(9)?);
         let message = serde_json::json!({
             "type": "chart.update",
             "id": id,
@@ -169,11 +181,11 @@ impl Engine {
             "replace": update.replace,
             "points": update.points,
         });
-        let mut delivery = self
+        let (mut delivery, message) = self
             .feed_send(update.overlay_id.as_deref(), "chart.update", message)
             .await?;
         delivery.id = id;
-        Ok(delivery)
+        Ok((delivery, message))
     }
 }
 

@@ -515,6 +515,17 @@ impl Engine {
 
     /// Shows an alert on one overlay or all of them.
     pub async fn alert_show(&self, alert: AlertRequest) -> Result<Delivery, EngineError> {
+        let id = format!("al_{}", crate::random::token(9)?);
+        Ok(self.alert_show_with_id(id, alert).await?.0)
+    }
+
+    /// Shows an alert under a given id (webhooks derive it from the delivery, so a page that
+    /// is sent the same alert again after a restart can tell); returns the message sent too.
+    pub(crate) async fn alert_show_with_id(
+        &self,
+        id: String,
+        alert: AlertRequest,
+    ) -> Result<(Delivery, Arc<str>), EngineError> {
         let kind_ok = !alert.kind.is_empty()
             && alert.kind.len() <= 32
             && alert
@@ -553,7 +564,6 @@ impl Engine {
         if let Some(id) = &alert.overlay_id {
             self.overlay_get(id).await?;
         }
-        let id = format!("al_{}", crate::random::token(9)?);
         let message: Arc<str> = Arc::from(
             serde_json::json!({
                 "type": "alert.show",
@@ -577,7 +587,7 @@ impl Engine {
             &[("kind", &alert.kind)],
             1,
         );
-        Ok(Delivery { id, pages })
+        Ok((Delivery { id, pages }, message))
     }
 
     /// The registry of connected pages.
