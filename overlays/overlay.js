@@ -403,6 +403,8 @@
     // A resent alert (after a reconnect, or a webhook alert announced again after a restart:
     // its id comes from the delivery) must not play twice.
     if (typeof message.id === 'string') {
+      // Tell Stagehand the page has it, so a webhook's alert is not shown again after a restart.
+      send({ type: 'alert.seen', id: message.id });
       if (alertIdsSeen.has(message.id)) return;
       alertIdsSeen.add(message.id);
       if (alertIdsSeen.size > MAX_ALERT_IDS_KEPT) alertIdsSeen.delete(alertIdsSeen.values().next().value);

@@ -14,6 +14,7 @@ mod overlays;
 mod persistence;
 mod probes;
 mod real_obs;
+mod relay;
 mod secrets;
 mod tts;
 mod webhooks;

@@ -719,5 +719,26 @@ async fn a_delivery_committed_but_not_announced_is_shown_after_a_restart() {
         "the same alert id as before the restart"
     );
     assert_eq!(alert["message"], "committed, then the power went out");
-    assert_eq!(deliveries(&app).await["deliveries"][0]["announced"], true);
+    assert_eq!(
+        deliveries(&app).await["deliveries"][0]["announced"],
+        false,
+        "pushed is not shown: only a page saying it has the alert counts"
+    );
+    use futures_util::SinkExt;
+    page.send(tokio_tungstenite::tungstenite::Message::Text(
+        serde_json::json!({ "type": "alert.seen", "id": alert_id })
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    // The page's report is recorded in the background; wait (bounded) until it lands.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while deliveries(&app).await["deliveries"][0]["announced"] != true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page's alert.seen marks the delivery announced"
+        );
+        tokio::task::yield_now().await;
+    }
 }

@@ -103,6 +103,7 @@ async fn start(config: Config) -> anyhow::Result<Started> {
         .await
         .context("starting the local server")?;
     engine.obs_start();
+    engine.relay_start();
     let url = server.local_url();
     Ok(Started {
         engine,

@@ -7,6 +7,7 @@
 
 pub mod fake_obs;
 pub mod real_obs;
+pub mod relay;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -231,6 +232,15 @@ impl TestApp {
             .expect("request");
         assert_eq!(response.status(), 201, "the overlay is created");
         response.json().await.expect("a JSON body")
+    }
+
+    /// The TradingView URL token (`?token=`), revealed as the streamer would.
+    pub async fn tradingview_token(&self) -> String {
+        let secrets = self.get_json("/api/webhooks/tradingview/secrets").await;
+        secrets["token"]
+            .as_str()
+            .expect("the secrets list the URL token")
+            .to_owned()
     }
 
     /// Stops the server and waits for it to finish; the data dir stays.

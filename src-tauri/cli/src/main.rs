@@ -151,6 +151,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the engine")?;
     let server = Server::bind_configured(engine.clone()).await?;
     engine.obs_start();
+    engine.relay_start();
     let url = server.local_url();
     let status = engine.status(&url);
     println!("Stagehand {} is running at {url}", status.version);

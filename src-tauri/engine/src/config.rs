@@ -20,6 +20,7 @@ const KNOWN_EXTRA_ENV: &[&str] = &[
     "STAGEHAND_SECRETS_KEY",
     "STAGEHAND_OBS_PASSWORD",
     "STAGEHAND_TRADINGVIEW_HMAC_SECRET",
+    "STAGEHAND_RELAY_SECRET",
     "STAGEHAND_LOG",
 ];
 
@@ -29,6 +30,8 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("STAGEHAND_PORT", "server.port"),
     ("STAGEHAND_LAN_ACCESS", "server.lan_access"),
     ("STAGEHAND_SECRETS", "secrets.backend"),
+    ("STAGEHAND_RELAY_URL", "relay.url"),
+    ("STAGEHAND_RELAY_TUNNEL_ID", "relay.tunnel_id"),
     ("STAGEHAND_ENABLE_STRICT_ORIGIN", "security.strict_origin"),
     ("ENABLE_STRICT_ORIGIN", "security.strict_origin"),
     ("STAGEHAND_ALLOWED_ORIGINS", "security.allowed_origins"),
@@ -150,6 +153,8 @@ pub struct Config {
     pub tts: TtsConfig,
     /// Incoming webhooks (TradingView, custom endpoints).
     pub webhooks: WebhooksConfig,
+    /// The relay link.
+    pub relay: RelayConfig,
     /// Resolved data directory (not a config key).
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -169,6 +174,19 @@ pub struct Config {
     /// secret store).
     #[serde(skip)]
     pub tradingview_hmac_secret: Option<crate::Secret>,
+    /// The relay tunnel secret from `STAGEHAND_RELAY_SECRET`, if set (beats the secret store).
+    #[serde(skip)]
+    pub relay_secret: Option<crate::Secret>,
+}
+
+/// `[relay]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// The relay's base URL (`http(s)://host[:port]`); empty: no relay.
+    pub url: String,
+    /// The tunnel id the relay gave this machine.
+    pub tunnel_id: String,
 }
 
 /// `[server]`
@@ -420,6 +438,10 @@ impl Config {
             .env_var("STAGEHAND_TRADINGVIEW_HMAC_SECRET")
             .filter(|v| !v.is_empty())
             .map(crate::Secret::new);
+        config.relay_secret = sources
+            .env_var("STAGEHAND_RELAY_SECRET")
+            .filter(|v| !v.is_empty())
+            .map(crate::Secret::new);
         config.validate()?;
         Ok(config)
     }
@@ -444,6 +466,13 @@ impl Config {
         if !(60..=31_536_000).contains(&self.security.session_ttl_seconds) {
             return Err(ConfigError::Invalid(
                 "security.session_ttl_seconds must be between 60 and 31536000 (a year)".into(),
+            ));
+        }
+        let relay_url = self.relay.url.trim();
+        let web_url = relay_url.starts_with("http://") || relay_url.starts_with("https://");
+        if !relay_url.is_empty() && !web_url {
+            return Err(ConfigError::Invalid(
+                "relay.url must start with http:// or https://".into(),
             ));
         }
         if !(100..=60_000).contains(&self.obs.health_interval_ms) {

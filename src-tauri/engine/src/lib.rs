@@ -17,6 +17,7 @@ pub mod moderators;
 pub mod obs;
 pub mod overlays;
 pub mod random;
+pub mod relay_link;
 mod secret;
 pub mod secrets;
 pub mod store;
@@ -76,6 +77,9 @@ pub enum EngineError {
     /// Webhook settings operation refused.
     #[error(transparent)]
     Webhook(#[from] webhooks::WebhookError),
+    /// A relay setting was refused.
+    #[error(transparent)]
+    Relay(#[from] relay_link::RelayLinkError),
     /// A blocking task failed.
     #[error("background task failed: {0}")]
     Task(String),
@@ -95,6 +99,7 @@ struct EngineInner {
     overlay_hub: overlays::hub::OverlayHub,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
     obs: obs::ObsLink,
+    relay: relay_link::RelayLink,
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     tts: tts::Tts,
@@ -173,6 +178,7 @@ impl Engine {
             config.obs.enabled,
             started_ms,
         );
+        let relay_link = relay_link::RelayLink::new(&config.relay, started_ms);
         let engine = Self {
             inner: Arc::new(EngineInner {
                 events: EventBus::new(256, Arc::clone(&clock)),
@@ -188,6 +194,7 @@ impl Engine {
                 overlay_hub: overlays::hub::OverlayHub::new(page_queue),
                 moderator_revocations: moderators::revocations(),
                 obs: obs_link,
+                relay: relay_link,
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
                 tts,

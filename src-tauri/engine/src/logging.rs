@@ -36,8 +36,20 @@ pub fn init(
     to_file: bool,
 ) -> Result<LogGuard, LogError> {
     let directive = env_filter.unwrap_or(&config.logging.level);
-    let filter =
-        EnvFilter::try_new(directive).map_err(|_| LogError::Filter(directive.to_owned()))?;
+    // tungstenite logs whole handshakes at trace level, the relay's bearer secret included:
+    // keep it at info whatever the filter says.
+    let filter = EnvFilter::try_new(directive)
+        .map_err(|_| LogError::Filter(directive.to_owned()))?
+        .add_directive(
+            "tungstenite=info"
+                .parse()
+                .map_err(|_| LogError::Filter(directive.to_owned()))?,
+        )
+        .add_directive(
+            "tokio_tungstenite=info"
+                .parse()
+                .map_err(|_| LogError::Filter(directive.to_owned()))?,
+        );
 
     let (file_layer, file_guard) = if to_file {
         let made_dir = std::fs::create_dir_all(config.log_dir());

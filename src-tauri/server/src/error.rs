@@ -115,6 +115,11 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Overlay(e) => overlay_error(e),
             EngineError::Moderator(e) => moderator_error(e),
+            EngineError::Relay(e) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_fields",
+                e.to_string(),
+            ),
             EngineError::Obs(e) => {
                 let message = e.to_string();
                 match e {

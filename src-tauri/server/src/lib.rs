@@ -14,6 +14,7 @@ mod obs;
 mod overlay_socket;
 mod overlays;
 pub mod ratelimit;
+mod relay;
 pub(crate) mod routes;
 mod tts;
 mod webhooks;
@@ -109,6 +110,8 @@ pub fn router(state: AppState) -> Router {
             get(overlays::scene_get).put(overlays::scene_put),
         )
         .route("/api/alerts", post(overlays::alert))
+        .route("/api/relay/status", get(relay::status))
+        .route("/api/relay/secret", axum::routing::put(relay::secret))
         .route("/api/obs/status", get(obs::status))
         .route("/api/obs/health", get(obs::health))
         .route("/api/obs/scenes", get(obs::scenes))

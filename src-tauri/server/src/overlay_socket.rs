@@ -180,6 +180,12 @@ fn applied(
         kind: String,
         version: Option<i64>,
     }
+    #[derive(serde::Deserialize)]
+    struct Seen {
+        #[serde(rename = "type")]
+        kind: String,
+        id: String,
+    }
     if let Ok(Applied {
         kind,
         version: Some(version),
@@ -189,5 +195,15 @@ fn applied(
         state
             .engine
             .overlay_applied(overlay_id, &page.state, version);
+    } else if let Ok(Seen { kind, id }) = serde_json::from_str::<Seen>(text)
+        && kind == "alert.seen"
+        && id.len() <= 64
+    {
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.webhook_alert_seen(&id).await {
+                tracing::warn!(error = %e, "could not record that a page has an alert");
+            }
+        });
     }
 }

@@ -218,7 +218,7 @@ fn describe(err: &obws::error::Error, address: &str) -> String {
     }
 }
 
-fn jitter(base: Duration) -> Duration {
+pub(crate) fn jitter(base: Duration) -> Duration {
     let mut b = [0u8; 2];
     let _ = crate::random::fill(&mut b);
     let spread = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX); // 0..1

@@ -10,7 +10,8 @@
 //!    written in one transaction, so the relay is acknowledged exactly for what is committed and
 //!    a refused delivery is acknowledged too (resending it would be refused again forever).
 //! 2. An accepted delivery is committed with `announced = 0` *before* its `alert.show` (and
-//!    `chart.update`) is pushed, then marked announced. At start, accepted but unannounced
+//!    `chart.update`) is pushed, and marked announced when a page reports it has the alert
+//!    (`alert.seen`). At start, accepted but unannounced
 //!    deliveries are announced again and held for pages that connect soon after
 //!    ([`Engine::overlay_backlog`]). The alert id is derived from the delivery row
 //!    (`al_wh_{id}`), and overlay pages ignore an alert id they have already shown, so a page
@@ -721,16 +722,31 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+        // `announced` is set when a page says it has the alert (`alert.seen`, see
+        // [`Engine::webhook_alert_seen`]), not here: a message queued for a page dies with the
+        // process if the engine is killed before the socket writes it.
+        Ok(messages)
+    }
+
+    /// An overlay page reports that it has the alert `alert_id`: a webhook's alert is then
+    /// not shown again after a restart. Ids that are not webhook alerts are ignored.
+    pub async fn webhook_alert_seen(&self, alert_id: &str) -> Result<(), EngineError> {
+        let Some(id) = alert_id
+            .strip_prefix("al_wh_")
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            return Ok(());
+        };
         self.store()
             .call(move |conn| {
                 conn.execute(
-                    "UPDATE webhook_deliveries SET announced = 1 WHERE id = ?1",
-                    [delivery_id],
+                    "UPDATE webhook_deliveries SET announced = 1 WHERE id = ?1 AND announced = 0",
+                    [id],
                 )?;
                 Ok(())
             })
             .await?;
-        Ok(messages)
+        Ok(())
     }
 
     /// At start: forgets expired idempotency keys and old deliveries, and announces deliveries

@@ -1,0 +1,457 @@
+//! The engine's end of the relay tunnel: one outbound WebSocket that brings in the webhooks
+//! the relay received while this machine had no public address.
+//!
+//! Each delivery goes through [`Engine::webhook_receive`], the same operation as the local
+//! `POST /webhooks/*` routes, with the original bytes and headers, so signatures are checked
+//! here and never by the relay. The delivery row and the tunnel's cursor are committed in one
+//! transaction before the acknowledgement leaves, so a crash at any point means a resend,
+//! which the cursor turns into a no-op: nothing the relay answered 202 is lost or doubled.
+//! The wire types are in [`stagehand_protocol::relay`].
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use stagehand_protocol::relay::{
+    CLOSE_REPLACED, CLOSE_UNAUTHORIZED, Delivery, EngineMessage, LAST_SEQ_HEADER, RelayMessage,
+    connect_path,
+};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::clock::rfc3339;
+use crate::webhooks::{WebhookRequest, WebhookVia};
+use crate::{Engine, EngineError, Secret};
+
+/// Name of the tunnel secret in the secret store.
+pub const SECRET_NAME: &str = "relay-secret";
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// After another engine took the tunnel over, wait this long before trying again, so two
+/// machines configured with the same tunnel do not keep knocking each other off.
+const REPLACED_BACKOFF: Duration = Duration::from_secs(30);
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// A link that has said nothing (no frame, no pong) for this long is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayState {
+    /// No relay configured.
+    Disabled,
+    /// Connecting (first attempt or after a loss).
+    Connecting,
+    /// Connected and receiving.
+    Linked,
+    /// Not connected; retrying.
+    Lost,
+}
+
+/// Deliveries the relay dropped because its buffer for this tunnel was full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Eviction {
+    /// How many.
+    pub count: u64,
+    /// The first dropped sequence.
+    pub first_seq: u64,
+    /// The last dropped sequence.
+    pub last_seq: u64,
+}
+
+/// `GET /api/relay/status` and the `relay.status` event.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayStatus {
+    /// Where the link stands.
+    pub state: RelayState,
+    /// The relay's base URL.
+    pub url: Option<String>,
+    /// The tunnel id.
+    pub tunnel_id: Option<String>,
+    /// The highest delivery sequence committed here.
+    pub last_seq: u64,
+    /// What went wrong last, in plain words.
+    pub last_error: Option<String>,
+    /// Since when the state holds (RFC 3339).
+    pub since: String,
+    /// Deliveries the relay reported lost since this engine started (summed), if any.
+    pub evicted: Option<Eviction>,
+}
+
+/// The link's shared state, held by the engine.
+#[derive(Debug)]
+pub(crate) struct RelayLink {
+    status: Mutex<RelayStatus>,
+    started: AtomicBool,
+    /// Cuts a wait between attempts short (a new secret was saved).
+    wake: tokio::sync::Notify,
+}
+
+impl RelayLink {
+    pub(crate) fn new(config: &crate::config::RelayConfig, now_ms: i64) -> Self {
+        let configured = !config.url.trim().is_empty() && !config.tunnel_id.trim().is_empty();
+        Self {
+            status: Mutex::new(RelayStatus {
+                state: if configured {
+                    RelayState::Connecting
+                } else {
+                    RelayState::Disabled
+                },
+                url: configured.then(|| config.url.trim().trim_end_matches('/').to_owned()),
+                tunnel_id: configured.then(|| config.tunnel_id.trim().to_owned()),
+                last_seq: 0,
+                last_error: None,
+                since: rfc3339(now_ms),
+                evicted: None,
+            }),
+            started: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut RelayStatus)) -> RelayStatus {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut status);
+        status.clone()
+    }
+}
+
+/// A relay setting was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayLinkError {
+    /// The value is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why one connection ended.
+enum Ended {
+    /// The relay or the network dropped it.
+    Lost(String),
+    /// Another engine connected to the same tunnel.
+    Replaced,
+    /// The relay refused the tunnel id or secret.
+    Refused,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Engine {
+    /// The relay link's status.
+    pub fn relay_status(&self) -> RelayStatus {
+        self.inner
+            .relay
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts the relay link in the background when a relay is configured (once; later calls
+    /// do nothing). Never blocks and never fails: problems show in [`Engine::relay_status`].
+    pub fn relay_start(&self) {
+        let link = &self.inner.relay;
+        if self.relay_status().state == RelayState::Disabled
+            || link.started.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        tokio::spawn(self.clone().relay_supervise());
+    }
+
+    fn relay_set(&self, f: impl FnOnce(&mut RelayStatus)) {
+        let status = self.inner.relay.update(f);
+        self.events().publish(
+            "relay.status",
+            serde_json::to_value(status).unwrap_or_default(),
+        );
+    }
+
+    async fn relay_secret(&self) -> Option<Secret> {
+        if let Some(secret) = &self.config().relay_secret {
+            return Some(secret.clone());
+        }
+        match self.secret_get(SECRET_NAME).await {
+            Ok(secret) => secret,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the relay secret");
+                None
+            }
+        }
+    }
+
+    async fn relay_supervise(self) {
+        let status = self.relay_status();
+        let (Some(url), Some(tunnel)) = (status.url, status.tunnel_id) else {
+            return;
+        };
+        let mut backoff = BACKOFF_START;
+        loop {
+            let ended = match self.relay_connect(&url, &tunnel).await {
+                Ok(socket) => {
+                    backoff = BACKOFF_START;
+                    let now = self.now_ms();
+                    self.relay_set(|s| {
+                        s.state = RelayState::Linked;
+                        s.last_error = None;
+                        s.since = rfc3339(now);
+                    });
+                    tracing::info!(relay = %url, tunnel = %tunnel, "linked to the relay");
+                    self.relay_run(socket, &tunnel).await
+                }
+                Err(ended) => ended,
+            };
+            let (words, wait) = match ended {
+                Ended::Lost(words) => {
+                    let wait = crate::obs::jitter(backoff);
+                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                    (words, wait)
+                }
+                Ended::Replaced => (
+                    "another Stagehand connected to this relay tunnel and took it over".to_owned(),
+                    REPLACED_BACKOFF,
+                ),
+                Ended::Refused => (
+                    "the relay refused the tunnel id or secret; check them in the settings"
+                        .to_owned(),
+                    BACKOFF_CAP,
+                ),
+            };
+            tracing::warn!(relay = %url, error = %words, "relay link down");
+            let now = self.now_ms();
+            self.relay_set(|s| {
+                if s.state != RelayState::Lost {
+                    s.since = rfc3339(now);
+                }
+                s.state = RelayState::Lost;
+                s.last_error = Some(words);
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.relay.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Saves the tunnel secret in the secret store; the link uses it at once.
+    pub async fn relay_set_secret(&self, secret: Secret) -> Result<(), EngineError> {
+        let value = secret.expose();
+        if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+            return Err(RelayLinkError::Invalid(
+                "the relay secret must be 1-256 printable characters".into(),
+            )
+            .into());
+        }
+        self.secret_set(SECRET_NAME, secret).await?;
+        self.audit(crate::audit::AuditEntry::new(
+            "streamer",
+            "relay.secret.set",
+            crate::audit::Outcome::Ok,
+        ))
+        .await?;
+        self.inner.relay.wake.notify_one();
+        Ok(())
+    }
+
+    async fn relay_connect(&self, url: &str, tunnel: &str) -> Result<Socket, Ended> {
+        let Some(secret) = self.relay_secret().await else {
+            return Err(Ended::Lost(
+                "no relay secret: set STAGEHAND_RELAY_SECRET or save it in the settings".into(),
+            ));
+        };
+        let last_seq = self
+            .relay_last_seq(tunnel)
+            .await
+            .map_err(|e| Ended::Lost(format!("could not read the relay cursor: {e}")))?;
+        self.inner.relay.update(|s| s.last_seq = last_seq);
+        let ws_url = match url.split_once("://") {
+            Some(("http", rest)) => format!("ws://{rest}"),
+            // No TLS stack is built into the link yet; say so instead of failing obscurely.
+            Some(("https", _)) => {
+                return Err(Ended::Lost(
+                    "this build of Stagehand cannot open an https:// relay link yet; \
+                     use the relay's http:// address"
+                        .into(),
+                ));
+            }
+            _ => return Err(Ended::Lost("relay.url is not an http:// URL".into())),
+        };
+        let mut request = format!("{ws_url}{}", connect_path(tunnel))
+            .into_client_request()
+            .map_err(|e| Ended::Lost(format!("relay.url is not usable: {e}")))?;
+        let headers = request.headers_mut();
+        let bearer = format!("Bearer {}", secret.expose());
+        match (bearer.parse(), last_seq.to_string().parse()) {
+            (Ok(auth), Ok(seq)) => {
+                headers.insert("authorization", auth);
+                headers.insert(LAST_SEQ_HEADER, seq);
+            }
+            _ => return Err(Ended::Refused),
+        }
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await
+        {
+            Err(_) => Err(Ended::Lost("the relay did not answer in time".into())),
+            Ok(Ok((socket, _))) => Ok(socket),
+            Ok(Err(tungstenite::Error::Http(response)))
+                if matches!(response.status().as_u16(), 401 | 403 | 404) =>
+            {
+                Err(Ended::Refused)
+            }
+            Ok(Err(tungstenite::Error::Url(e))) => {
+                Err(Ended::Lost(format!("relay.url is not usable: {e}")))
+            }
+            Ok(Err(e)) => Err(Ended::Lost(format!("the relay is not reachable ({e})"))),
+        }
+    }
+
+    /// Serves one connection until it ends.
+    async fn relay_run(&self, socket: Socket, tunnel: &str) -> Ended {
+        let (mut tx, mut rx) = socket.split();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        let mut heard = tokio::time::Instant::now();
+        loop {
+            let frame = tokio::select! {
+                frame = rx.next() => frame,
+                _ = ping.tick() => {
+                    if heard.elapsed() > SILENCE_LIMIT {
+                        return Ended::Lost("the relay stopped answering".into());
+                    }
+                    if tx.send(tungstenite::Message::Ping(Vec::new().into())).await.is_err() {
+                        return Ended::Lost("the connection to the relay broke".into());
+                    }
+                    continue;
+                }
+            };
+            heard = tokio::time::Instant::now();
+            let text = match frame {
+                None => return Ended::Lost("the relay closed the connection".into()),
+                Some(Err(e)) => {
+                    return Ended::Lost(format!("the connection to the relay broke ({e})"));
+                }
+                Some(Ok(tungstenite::Message::Text(text))) => text,
+                Some(Ok(tungstenite::Message::Close(frame))) => {
+                    return match frame.map(|f| f.code) {
+                        Some(CloseCode::Library(CLOSE_REPLACED)) => Ended::Replaced,
+                        Some(CloseCode::Library(CLOSE_UNAUTHORIZED)) => Ended::Refused,
+                        _ => Ended::Lost("the relay closed the connection".into()),
+                    };
+                }
+                Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just count
+            };
+            let reply = match serde_json::from_str::<RelayMessage>(&text) {
+                Ok(RelayMessage::Delivery(delivery)) => {
+                    match self.relay_deliver(delivery, tunnel).await {
+                        Ok(seq) => EngineMessage::Ack { seq },
+                        Err(e) => {
+                            // Not committed, so not acknowledged: the relay resends it after
+                            // the reconnect.
+                            tracing::error!(error = %e, "could not record a relayed webhook");
+                            return Ended::Lost(format!("could not record a webhook: {e}"));
+                        }
+                    }
+                }
+                Ok(RelayMessage::Evicted {
+                    count,
+                    first_seq,
+                    last_seq,
+                }) => {
+                    self.relay_evicted(count, first_seq, last_seq);
+                    EngineMessage::EvictedSeen { last_seq }
+                }
+                Ok(RelayMessage::Welcome { head_seq, .. }) => {
+                    tracing::debug!(head_seq, "relay welcome");
+                    continue;
+                }
+                Ok(RelayMessage::Unknown) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable message from the relay; ignored");
+                    continue;
+                }
+            };
+            let reply = serde_json::to_string(&reply).unwrap_or_default();
+            if tx
+                .send(tungstenite::Message::Text(reply.into()))
+                .await
+                .is_err()
+            {
+                return Ended::Lost("the connection to the relay broke".into());
+            }
+        }
+    }
+
+    /// Commits one relayed webhook (accepted, refused or duplicate alike) and returns the
+    /// sequence to acknowledge.
+    async fn relay_deliver(&self, delivery: Delivery, tunnel: &str) -> Result<u64, EngineError> {
+        let seq = delivery.seq;
+        let body = match base64::engine::general_purpose::STANDARD.decode(&delivery.body_b64) {
+            Ok(body) => body,
+            Err(_) => {
+                // A relay bug, not a sender's: record it as refused so it is not resent forever.
+                tracing::warn!(seq, "relayed body is not base64");
+                b"\x00undecodable relay body".to_vec()
+            }
+        };
+        let outcome = self
+            .webhook_receive(WebhookRequest {
+                path: delivery.path,
+                query: delivery.query,
+                headers: delivery.headers,
+                body,
+                remote_addr: delivery.remote_addr,
+                via: WebhookVia::Relay {
+                    tunnel_id: tunnel.to_owned(),
+                    seq,
+                    delivery_id: delivery.delivery_id,
+                },
+            })
+            .await?;
+        tracing::debug!(seq, ?outcome, "relayed webhook");
+        self.inner
+            .relay
+            .update(|s| s.last_seq = s.last_seq.max(seq));
+        Ok(seq)
+    }
+
+    fn relay_evicted(&self, count: u64, first_seq: u64, last_seq: u64) {
+        tracing::warn!(
+            count,
+            first_seq,
+            last_seq,
+            "the relay dropped webhooks while Stagehand was away (its buffer was full)"
+        );
+        self.metrics().counter_add(
+            "stagehand_relay_evicted_total",
+            "Webhooks the relay dropped because its buffer was full.",
+            &[],
+            count,
+        );
+        self.inner.relay.update(|s| {
+            s.evicted = Some(match s.evicted {
+                Some(e) => Eviction {
+                    count: e.count + count,
+                    first_seq: e.first_seq.min(first_seq),
+                    last_seq: e.last_seq.max(last_seq),
+                },
+                None => Eviction {
+                    count,
+                    first_seq,
+                    last_seq,
+                },
+            });
+        });
+        self.events().publish(
+            "relay.evicted",
+            serde_json::json!({ "count": count, "firstSeq": first_seq, "lastSeq": last_seq }),
+        );
+    }
+}
