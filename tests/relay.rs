@@ -13,6 +13,7 @@ use support::relay::{
     FrozenClock, SeenAlerts, TestRelay, connect_page, next_alert_within, relay_status_within,
     stored_seq,
 };
+use support::tls_front::TlsFront;
 use support::{Events, Socket, TestApp, error_code, event_within};
 
 /// How long a relay link may take to (re)connect and deliver: generous, since the machine
@@ -327,4 +328,95 @@ async fn post_all(relay: &TestRelay, token: &str, notes: &[String]) {
     while let Some(done) = senders.join_next().await {
         done.expect("a sender does not panic");
     }
+}
+
+/// An engine whose relay URL is the TLS front's `https://` address, trusting `ca_file` when
+/// given.
+fn engine_options_via(
+    relay: &TestRelay,
+    front: &TlsFront,
+    ca_file: Option<&std::path::Path>,
+) -> support::Options {
+    let mut options = relay.engine_options();
+    options
+        .env
+        .retain(|(key, _)| key.as_str() != "STAGEHAND_RELAY_URL");
+    options
+        .env
+        .push(("STAGEHAND_RELAY_URL".into(), front.url.clone()));
+    if let Some(ca) = ca_file {
+        options
+            .env
+            .push(("STAGEHAND_RELAY_CA_FILE".into(), ca.display().to_string()));
+    }
+    options
+}
+
+#[tokio::test]
+async fn the_link_speaks_tls_to_an_https_relay() {
+    let relay = TestRelay::start().await;
+    let front = TlsFront::start(relay.addr).await;
+    let app = TestApp::start_with(engine_options_via(&relay, &front, Some(&front.ca_file))).await;
+    let overlay = app.create_overlay("Main").await;
+    let page = connect_page(overlay["signedUrl"].as_str().unwrap()).await;
+    let events = app.engine.events().subscribe();
+    let token = app.tradingview_token().await;
+    let mut linked = Linked {
+        app,
+        page,
+        events,
+        token,
+    };
+    let status = link(&mut linked).await;
+    assert_eq!(status["url"], front.url.as_str());
+    assert_eq!(
+        relay.relay().connected_links(),
+        1,
+        "the relay has the link, through the TLS front"
+    );
+
+    relay
+        .post_note_accepted(&linked.token, "delivered over wss", None)
+        .await;
+    let alert = next_alert_within(&mut linked.page, LINK_SECS).await;
+    assert_eq!(alert["message"], "delivered over wss");
+}
+
+#[tokio::test]
+async fn an_https_relay_with_an_unknown_certificate_is_not_linked() {
+    let relay = TestRelay::start().await;
+    let front = TlsFront::start(relay.addr).await;
+    // The front's CA is not among the public roots, and no ca_file says to trust it.
+    let app = TestApp::start_with(engine_options_via(&relay, &front, None)).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.relay_start();
+    let status = relay_status_within(&mut events, "lost", LINK_SECS).await;
+    let error = status["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("Certificate"),
+        "the status says the certificate was the problem: {error}"
+    );
+    assert_eq!(
+        relay.relay().connected_links(),
+        0,
+        "a link that failed TLS verification never reaches the relay"
+    );
+    let overview = app.get_json("/api/relay/status").await;
+    assert_eq!(overview["state"], "lost", "{overview}");
+}
+
+#[tokio::test]
+async fn an_unreadable_relay_ca_file_is_reported() {
+    let relay = TestRelay::start().await;
+    let front = TlsFront::start(relay.addr).await;
+    let missing = front.ca_file.with_file_name("no-such-ca.pem");
+    let app = TestApp::start_with(engine_options_via(&relay, &front, Some(&missing))).await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.relay_start();
+    let status = relay_status_within(&mut events, "lost", LINK_SECS).await;
+    let error = status["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("relay.ca_file") && error.contains("no-such-ca.pem"),
+        "the status names the setting and the file: {error}"
+    );
 }

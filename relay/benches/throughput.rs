@@ -1,5 +1,7 @@
 //! Webhooks per second through a relay on a two-worker runtime (client and relay share it),
-//! and resident memory per idle tunnel. `cargo bench -p stagehand-relay --bench throughput`.
+//! resident memory per stored tunnel, and resident memory per idle *linked* tunnel: the real
+//! `stagehand-relay serve` binary as a child process with 1,000 engine links connected and
+//! quiet. `cargo bench -p stagehand-relay --bench throughput` (needs `ulimit -n` >= 2200).
 
 #![allow(missing_docs)]
 
@@ -12,9 +14,14 @@ const TUNNELS: usize = 10;
 const POSTS: usize = 20_000;
 const CONCURRENCY: usize = 64;
 const IDLE_TUNNELS: usize = 10_000;
+const LINKED_TUNNELS: usize = 1_000;
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_kib_of("self")
+}
+
+fn rss_kib_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -108,5 +115,79 @@ async fn run() -> anyhow::Result<()> {
     );
     let _ = stop.send(());
     server.await??;
+    linked_idle().await
+}
+
+/// The relay binary with `LINKED_TUNNELS` engine links connected and idle: its RSS before the
+/// links and after, per link.
+async fn linked_idle() -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = tempfile::tempdir()?;
+    let relay = Relay::open(RelayConfig::new(dir.path()))?;
+    let mut tunnels = Vec::new();
+    for _ in 0..LINKED_TUNNELS {
+        let t = relay.create_tunnel().await?;
+        tunnels.push((t.tunnel_id.to_string(), t.secret.expose().to_owned()));
+    }
+    relay.shutdown();
+    drop(relay);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stagehand-relay"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..500 {
+        if http.get(&health).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    anyhow::ensure!(up, "the relay binary never answered /healthz");
+    let before = rss_kib_of(&pid);
+    let mut links = Vec::new();
+    for (id, secret) in &tunnels {
+        let url = format!(
+            "ws://127.0.0.1:{port}{}",
+            stagehand_protocol::relay::connect_path(id)
+        );
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {secret}").parse()?);
+        request
+            .headers_mut()
+            .insert(stagehand_protocol::relay::LAST_SEQ_HEADER, "0".parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        // The welcome says the relay has registered the link.
+        ws.next().await;
+        links.push(ws);
+    }
+    let after = rss_kib_of(&pid);
+    println!(
+        "linked idle tunnels: {LINKED_TUNNELS} engine links raised the relay's RSS by {} KiB = {:.1} KiB per linked tunnel",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 / LINKED_TUNNELS as f64
+    );
+    // The relay goes first, so it does not log a thousand links dropping.
+    child.kill().await?;
+    drop(links);
     Ok(())
 }

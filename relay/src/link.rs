@@ -30,6 +30,10 @@ use crate::{Relay, RelayError, TunnelSecret, TunnelState};
 
 /// Largest message the engine may send (acks are tiny).
 const MAX_ENGINE_MESSAGE: usize = 64 * 1024;
+/// Initial read buffer of a link (grows for a larger message, up to MAX_ENGINE_MESSAGE).
+const LINK_READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write to the link's socket.
+const LINK_WRITE_BUFFER: usize = 16 * 1024;
 /// Deliveries read from SQLite per round.
 const FETCH_BATCH: u64 = 128;
 /// Body bytes read from SQLite per round, past the first delivery.
@@ -114,6 +118,11 @@ pub(crate) async fn connect(
     })?;
     Ok(ws
         .max_message_size(MAX_ENGINE_MESSAGE)
+        // tungstenite's default buffers are 128 KiB each way, per link. An engine sends only
+        // small acknowledgements, and the write buffer only decides how much is gathered
+        // before a write to the socket: small buffers keep an idle linked tunnel cheap.
+        .read_buffer_size(LINK_READ_BUFFER)
+        .write_buffer_size(LINK_WRITE_BUFFER)
         .on_upgrade(move |socket| run(relay, tunnel, last_seq, socket))
         .into_response())
 }

@@ -8,6 +8,7 @@
 pub mod fake_obs;
 pub mod real_obs;
 pub mod relay;
+pub mod tls_front;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -187,6 +187,9 @@ pub struct RelayConfig {
     pub url: String,
     /// The tunnel id the relay gave this machine.
     pub tunnel_id: String,
+    /// PEM file of extra CA certificates trusted for an `https://` relay (a private CA);
+    /// empty: the public web roots only.
+    pub ca_file: String,
 }
 
 /// `[server]`

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use stagehand_protocol::relay::{
     CLOSE_REPLACED, CLOSE_UNAUTHORIZED, Delivery, EngineMessage, LAST_SEQ_HEADER, RelayMessage,
@@ -39,6 +39,46 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 /// A link that has said nothing (no frame, no pong) for this long is dead.
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most deliveries committed in one transaction. The relay keeps up to its window (1,000
+/// by default) unacknowledged on the wire; a run is what has already arrived.
+const MAX_RUN: usize = 256;
+
+/// One frame from the relay, read.
+enum Frame {
+    Message(RelayMessage),
+    /// Pings, pongs, binary frames and unreadable text: nothing to answer.
+    Skip,
+    End(Ended),
+}
+
+impl Frame {
+    fn read(frame: Option<Result<tungstenite::Message, tungstenite::Error>>) -> Frame {
+        match frame {
+            None => Frame::End(Ended::Lost("the relay closed the connection".into())),
+            Some(Err(e)) => Frame::End(Ended::Lost(format!(
+                "the connection to the relay broke ({e})"
+            ))),
+            Some(Ok(tungstenite::Message::Text(text))) => {
+                match serde_json::from_str::<RelayMessage>(&text) {
+                    Ok(message) => Frame::Message(message),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable message from the relay; ignored");
+                        Frame::Skip
+                    }
+                }
+            }
+            Some(Ok(tungstenite::Message::Close(frame))) => {
+                Frame::End(match frame.map(|f| f.code) {
+                    Some(CloseCode::Library(CLOSE_REPLACED)) => Ended::Replaced,
+                    Some(CloseCode::Library(CLOSE_UNAUTHORIZED)) => Ended::Refused,
+                    _ => Ended::Lost("the relay closed the connection".into()),
+                })
+            }
+            // Pings are answered by tungstenite; pongs just count as heard.
+            Some(Ok(_)) => Frame::Skip,
+        }
+    }
+}
 
 /// Where the link stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,6 +170,43 @@ pub enum RelayLinkError {
     /// The value is not acceptable.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The TLS settings for an `https://` relay: the public web roots, plus the CAs in `ca_file`
+/// when one is configured. Certificates and names are verified; there is no way to turn
+/// that off.
+fn tls_config(ca_file: &str) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let ca_file = ca_file.trim();
+    if !ca_file.is_empty() {
+        let certs = CertificateDer::pem_file_iter(ca_file)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("relay.ca_file {ca_file} cannot be read: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("relay.ca_file {ca_file} holds no certificate"));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("relay.ca_file {ca_file}: {e}"))?;
+        }
+    }
+    // ring rather than aws-lc-rs keeps the build free of a large C library; rustls 0.23.48
+    // deprecated ring's provider because it lacks post-quantum key exchange, which matters
+    // for long-lived secrets recorded today. The link carries webhooks that are stale within
+    // minutes and a tunnel secret that can be rotated; switch to aws-lc-rs when the build
+    // can afford it.
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 /// Why one connection ended.
@@ -275,16 +352,14 @@ impl Engine {
         self.inner.relay.update(|s| s.last_seq = last_seq);
         let ws_url = match url.split_once("://") {
             Some(("http", rest)) => format!("ws://{rest}"),
-            // No TLS stack is built into the link yet; say so instead of failing obscurely.
-            Some(("https", _)) => {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            _ => {
                 return Err(Ended::Lost(
-                    "this build of Stagehand cannot open an https:// relay link yet; \
-                     use the relay's http:// address"
-                        .into(),
+                    "relay.url must start with http:// or https://".into(),
                 ));
             }
-            _ => return Err(Ended::Lost("relay.url is not an http:// URL".into())),
         };
+        let tls = tls_config(&self.config().relay.ca_file).map_err(Ended::Lost)?;
         let mut request = format!("{ws_url}{}", connect_path(tunnel))
             .into_client_request()
             .map_err(|e| Ended::Lost(format!("relay.url is not usable: {e}")))?;
@@ -297,8 +372,14 @@ impl Engine {
             }
             _ => return Err(Ended::Refused),
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await
-        {
+        // Deliveries and acknowledgements are small frames: Nagle would hold them back.
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            true,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        );
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Err(_) => Err(Ended::Lost("the relay did not answer in time".into())),
             Ok(Ok((socket, _))) => Ok(socket),
             Ok(Err(tungstenite::Error::Http(response)))
@@ -314,53 +395,65 @@ impl Engine {
     }
 
     /// Serves one connection until it ends.
+    ///
+    /// Deliveries that are already waiting on the socket are taken together (up to
+    /// [`MAX_RUN`]) and committed in one transaction, then acknowledged with one cumulative
+    /// `ack`: a backlog drains at the speed of SQLite, not of one round trip per webhook.
     async fn relay_run(&self, socket: Socket, tunnel: &str) -> Ended {
         let (mut tx, mut rx) = socket.split();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut heard = tokio::time::Instant::now();
+        // A frame read while gathering a run that is not a delivery: handled next.
+        let mut held: Option<Frame> = None;
         loop {
-            let frame = tokio::select! {
-                frame = rx.next() => frame,
-                _ = ping.tick() => {
-                    if heard.elapsed() > SILENCE_LIMIT {
-                        return Ended::Lost("the relay stopped answering".into());
+            let frame = match held.take() {
+                Some(frame) => frame,
+                None => tokio::select! {
+                    frame = rx.next() => {
+                        heard = tokio::time::Instant::now();
+                        Frame::read(frame)
                     }
-                    if tx.send(tungstenite::Message::Ping(Vec::new().into())).await.is_err() {
-                        return Ended::Lost("the connection to the relay broke".into());
+                    _ = ping.tick() => {
+                        if heard.elapsed() > SILENCE_LIMIT {
+                            return Ended::Lost("the relay stopped answering".into());
+                        }
+                        if tx.send(tungstenite::Message::Ping(Vec::new().into())).await.is_err() {
+                            return Ended::Lost("the connection to the relay broke".into());
+                        }
+                        continue;
                     }
-                    continue;
-                }
+                },
             };
-            heard = tokio::time::Instant::now();
-            let text = match frame {
-                None => return Ended::Lost("the relay closed the connection".into()),
-                Some(Err(e)) => {
-                    return Ended::Lost(format!("the connection to the relay broke ({e})"));
-                }
-                Some(Ok(tungstenite::Message::Text(text))) => text,
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    return match frame.map(|f| f.code) {
-                        Some(CloseCode::Library(CLOSE_REPLACED)) => Ended::Replaced,
-                        Some(CloseCode::Library(CLOSE_UNAUTHORIZED)) => Ended::Refused,
-                        _ => Ended::Lost("the relay closed the connection".into()),
-                    };
-                }
-                Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs just count
-            };
-            let reply = match serde_json::from_str::<RelayMessage>(&text) {
-                Ok(RelayMessage::Delivery(delivery)) => {
-                    match self.relay_deliver(delivery, tunnel).await {
+            let reply = match frame {
+                Frame::End(ended) => return ended,
+                Frame::Skip => continue,
+                Frame::Message(RelayMessage::Delivery(first)) => {
+                    let mut run = vec![first];
+                    while run.len() < MAX_RUN {
+                        let Some(next) = rx.next().now_or_never() else {
+                            break;
+                        };
+                        match Frame::read(next) {
+                            Frame::Message(RelayMessage::Delivery(d)) => run.push(d),
+                            Frame::Skip => {}
+                            other => {
+                                held = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    match self.relay_deliver(run, tunnel).await {
                         Ok(seq) => EngineMessage::Ack { seq },
                         Err(e) => {
-                            // Not committed, so not acknowledged: the relay resends it after
-                            // the reconnect.
-                            tracing::error!(error = %e, "could not record a relayed webhook");
+                            // Not committed, so not acknowledged: the relay resends the run
+                            // after the reconnect.
+                            tracing::error!(error = %e, "could not record relayed webhooks");
                             return Ended::Lost(format!("could not record a webhook: {e}"));
                         }
                     }
                 }
-                Ok(RelayMessage::Evicted {
+                Frame::Message(RelayMessage::Evicted {
                     count,
                     first_seq,
                     last_seq,
@@ -368,15 +461,11 @@ impl Engine {
                     self.relay_evicted(count, first_seq, last_seq);
                     EngineMessage::EvictedSeen { last_seq }
                 }
-                Ok(RelayMessage::Welcome { head_seq, .. }) => {
+                Frame::Message(RelayMessage::Welcome { head_seq, .. }) => {
                     tracing::debug!(head_seq, "relay welcome");
                     continue;
                 }
-                Ok(RelayMessage::Unknown) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable message from the relay; ignored");
-                    continue;
-                }
+                Frame::Message(RelayMessage::Unknown) => continue,
             };
             let reply = serde_json::to_string(&reply).unwrap_or_default();
             if tx
@@ -389,33 +478,38 @@ impl Engine {
         }
     }
 
-    /// Commits one relayed webhook (accepted, refused or duplicate alike) and returns the
-    /// sequence to acknowledge.
-    async fn relay_deliver(&self, delivery: Delivery, tunnel: &str) -> Result<u64, EngineError> {
-        let seq = delivery.seq;
-        let body = match base64::engine::general_purpose::STANDARD.decode(&delivery.body_b64) {
-            Ok(body) => body,
-            Err(_) => {
-                // A relay bug, not a sender's: record it as refused so it is not resent forever.
-                tracing::warn!(seq, "relayed body is not base64");
-                b"\x00undecodable relay body".to_vec()
-            }
-        };
-        let outcome = self
-            .webhook_receive(WebhookRequest {
-                path: delivery.path,
-                query: delivery.query,
-                headers: delivery.headers,
-                body,
-                remote_addr: delivery.remote_addr,
-                via: WebhookVia::Relay {
-                    tunnel_id: tunnel.to_owned(),
-                    seq,
-                    delivery_id: delivery.delivery_id,
-                },
+    /// Commits a run of relayed webhooks (accepted, refused or duplicate alike) and returns
+    /// the sequence to acknowledge.
+    async fn relay_deliver(&self, run: Vec<Delivery>, tunnel: &str) -> Result<u64, EngineError> {
+        let requests = run
+            .into_iter()
+            .map(|delivery| {
+                let seq = delivery.seq;
+                let body =
+                    match base64::engine::general_purpose::STANDARD.decode(&delivery.body_b64) {
+                        Ok(body) => body,
+                        Err(_) => {
+                            // A relay bug, not a sender's: record it as refused so it is not resent
+                            // forever.
+                            tracing::warn!(seq, "relayed body is not base64");
+                            b"\x00undecodable relay body".to_vec()
+                        }
+                    };
+                WebhookRequest {
+                    path: delivery.path,
+                    query: delivery.query,
+                    headers: delivery.headers,
+                    body,
+                    remote_addr: delivery.remote_addr,
+                    via: WebhookVia::Relay {
+                        tunnel_id: tunnel.to_owned(),
+                        seq,
+                        delivery_id: delivery.delivery_id,
+                    },
+                }
             })
-            .await?;
-        tracing::debug!(seq, ?outcome, "relayed webhook");
+            .collect();
+        let seq = self.webhook_receive_relayed(tunnel, requests).await?;
         self.inner
             .relay
             .update(|s| s.last_seq = s.last_seq.max(seq));

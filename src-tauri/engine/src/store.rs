@@ -73,11 +73,74 @@ pub enum StoreError {
     Task(String),
 }
 
+/// Pages in the WAL past which the writing connection checkpoints by itself: only reached
+/// when the checkpointer thread cannot keep up.
+const AUTOCHECKPOINT_BACKSTOP: i64 = 16_000;
+/// After a checkpoint, a WAL file larger than this is truncated back to it (bytes).
+const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+/// How often the checkpointer looks for new WAL content.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies the WAL back into the database file from a thread and connection of its own.
+///
+/// SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, and a
+/// checkpoint ends in an fsync: a few milliseconds added to one unlucky webhook or alert. A
+/// PASSIVE checkpoint from another connection never blocks the writer, so commits stay at
+/// their usual cost and the fsync happens here. Stops (after a last checkpoint) when the
+/// last handle to the store is dropped.
+struct Checkpointer {
+    /// Dropping it wakes the thread for its last checkpoint.
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let wal = {
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            PathBuf::from(wal)
+        };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                let modified = || std::fs::metadata(&wal).and_then(|m| m.modified()).ok();
+                let mut seen = modified();
+                loop {
+                    let last = !matches!(
+                        stopped.recv_timeout(CHECKPOINT_EVERY),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    );
+                    let now = modified();
+                    if now != seen || last {
+                        seen = now;
+                        if let Err(e) =
+                            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        {
+                            tracing::debug!(error = %e, "WAL checkpoint did not run");
+                        }
+                    }
+                    if last {
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self { _stop: stop })
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    _checkpointer: Arc<Checkpointer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,6 +164,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints run on their own thread (see `Checkpointer`); the writer does one itself
+        // only if that thread falls far behind.
+        conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_BACKSTOP)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         if check != "ok" {
             return Err(StoreError::Corrupt {
@@ -109,9 +176,11 @@ impl Store {
             });
         }
         migrate(&mut conn, path)?;
+        let checkpointer = Checkpointer::start(path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            _checkpointer: Arc::new(checkpointer),
         })
     }
 
@@ -227,6 +296,44 @@ pub fn meta_get_or_insert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wal_reaches_the_database_file_without_a_commit_paying_for_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.db");
+        let store = Store::open_blocking(&path).expect("opens");
+        let before = std::fs::metadata(&path).expect("db file").len();
+        // About 2 MB: far below the writer's own checkpoint threshold (16,000 pages).
+        store
+            .call_blocking(|c| {
+                let tx = c.transaction()?;
+                for i in 0..512 {
+                    tx.execute(
+                        "INSERT INTO meta VALUES (?1, ?2)",
+                        rusqlite::params![format!("k{i}"), "x".repeat(4000)],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .expect("insert");
+        let wal_pages: i64 = store
+            .call_blocking(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?))
+            .expect("pragma");
+        assert_eq!(wal_pages, AUTOCHECKPOINT_BACKSTOP);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let size = std::fs::metadata(&path).expect("db file").len();
+            if size >= before + 2_000_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the checkpoint thread copied the WAL into the file ({before} -> {size} bytes)"
+            );
+            std::thread::sleep(CHECKPOINT_EVERY / 5);
+        }
+    }
 
     #[test]
     fn migrations_run_once_and_reopen_is_a_no_op() {

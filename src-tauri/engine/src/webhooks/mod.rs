@@ -380,7 +380,7 @@ struct Verified {
 /// The row to commit.
 struct Record {
     now: i64,
-    source: String,
+    source: Source,
     via: &'static str,
     relay: Option<(String, i64)>,
     key: Option<String>,
@@ -389,13 +389,26 @@ struct Record {
     key_ttl_ms: i64,
 }
 
+/// A webhook ready to commit, or one the relay cursor shows was handled already.
+enum Prepared {
+    Record(Box<Record>),
+    Duplicate(Source),
+}
+
 enum Committed {
     Duplicate,
     Stored { id: i64, alert_id: Option<String> },
 }
 
-fn commit(conn: &mut rusqlite::Connection, record: Record) -> Result<Committed, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+/// What checks read once per run of webhooks rather than once per webhook.
+#[derive(Debug, Default)]
+pub(crate) struct Checks {
+    tradingview: tokio::sync::OnceCell<TradingViewSettings>,
+}
+
+/// Writes one webhook inside the caller's transaction. A duplicate writes nothing, except that
+/// a relay duplicate by key still moves the cursor: it was handled.
+fn commit(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<Committed, StoreError> {
     if let Some((tunnel, seq)) = &record.relay {
         let last: i64 = tx
             .query_row(
@@ -425,8 +438,6 @@ fn commit(conn: &mut rusqlite::Connection, record: Record) -> Result<Committed, 
             |r| r.get(0),
         )?;
         if seen {
-            // A relay duplicate by key still moves the cursor: it was handled.
-            tx.commit()?;
             return Ok(Committed::Duplicate);
         }
     }
@@ -452,7 +463,7 @@ fn commit(conn: &mut rusqlite::Connection, record: Record) -> Result<Committed, 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             record.now,
-            record.source,
+            record.source.label(),
             record.via,
             tunnel,
             seq,
@@ -486,7 +497,6 @@ fn commit(conn: &mut rusqlite::Connection, record: Record) -> Result<Committed, 
             [REFUSED_KEPT],
         )?;
     }
-    tx.commit()?;
     Ok(Committed::Stored { id, alert_id })
 }
 
@@ -557,6 +567,82 @@ impl Engine {
         announce: bool,
     ) -> Result<WebhookOutcome, EngineError> {
         let now = self.now_ms();
+        let checks = Checks::default();
+        let cursor = match &request.via {
+            WebhookVia::Local => None,
+            WebhookVia::Relay { tunnel_id, .. } => Some(self.relay_cursor(tunnel_id).await?),
+        };
+        let prepared = self.prepare(request, now, cursor, &checks).await?;
+        let Prepared::Record(record) = prepared else {
+            return self.finish(prepared, None, announce).await;
+        };
+        let committed = self
+            .store()
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let committed = commit(&tx, &record)?;
+                tx.commit()?;
+                Ok((record, committed))
+            })
+            .await?;
+        let (record, committed) = committed;
+        self.finish(Prepared::Record(record), Some(committed), announce)
+            .await
+    }
+
+    /// Records a run of relayed webhooks from one tunnel, in sequence order, in one
+    /// transaction (cursor included), then shows them: what [`Engine::webhook_receive`] does
+    /// for each, with one commit for the run. Returns the highest sequence handled, which the
+    /// caller acknowledges. On `Err` nothing of the run was committed.
+    pub(crate) async fn webhook_receive_relayed(
+        &self,
+        tunnel_id: &str,
+        requests: Vec<WebhookRequest>,
+    ) -> Result<u64, EngineError> {
+        let now = self.now_ms();
+        let checks = Checks::default();
+        let cursor = self.relay_cursor(tunnel_id).await?;
+        let mut highest = u64::try_from(cursor).unwrap_or(0);
+        let mut prepared = Vec::with_capacity(requests.len());
+        for request in requests {
+            if let WebhookVia::Relay { seq, .. } = &request.via {
+                highest = highest.max(*seq);
+            }
+            prepared.push(self.prepare(request, now, Some(cursor), &checks).await?);
+        }
+        let committed = self
+            .store()
+            .call(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut committed = Vec::with_capacity(prepared.len());
+                for p in &prepared {
+                    committed.push(match p {
+                        Prepared::Record(record) => Some(commit(&tx, record)?),
+                        Prepared::Duplicate(_) => None,
+                    });
+                }
+                tx.commit()?;
+                Ok((prepared, committed))
+            })
+            .await?;
+        for (p, c) in committed.0.into_iter().zip(committed.1) {
+            let outcome = self.finish(p, c, true).await?;
+            tracing::debug!(?outcome, "relayed webhook");
+        }
+        Ok(highest)
+    }
+
+    /// Authenticates and validates one webhook and turns it into the row to commit, or into a
+    /// duplicate when the relay cursor (`cursor`, for relayed ones) is already past it.
+    async fn prepare(
+        &self,
+        request: WebhookRequest,
+        now: i64,
+        cursor: Option<i64>,
+        checks: &Checks,
+    ) -> Result<Prepared, EngineError> {
         let source = Source::of(&request.path);
         let relay = match &request.via {
             WebhookVia::Local => None,
@@ -564,13 +650,12 @@ impl Engine {
                 Some((tunnel_id.clone(), i64::try_from(*seq).unwrap_or(i64::MAX)))
             }
         };
-        if let Some((tunnel, seq)) = &relay
-            && *seq <= self.relay_cursor(tunnel).await?
+        if let (Some((_, seq)), Some(cursor)) = (&relay, cursor)
+            && *seq <= cursor
         {
-            self.count(&source, "duplicate");
-            return Ok(WebhookOutcome::Duplicate);
+            return Ok(Prepared::Duplicate(source));
         }
-        let verdict = self.webhook_check(&source, &request, now).await?;
+        let verdict = self.webhook_check(&source, &request, now, checks).await?;
         let key = match (&verdict, &request.via) {
             (Err(_), _) => None,
             (Ok(v), via) => v.idempotency_key.clone().or_else(|| match via {
@@ -579,20 +664,38 @@ impl Engine {
             }),
         }
         .map(|k| format!("{}\n{k}", source.label()));
-        let record = Record {
+        Ok(Prepared::Record(Box::new(Record {
             now,
-            source: source.label(),
+            source,
             via: if relay.is_some() { "relay" } else { "local" },
             relay,
             key,
             verdict: verdict.map(|v| v.announcement),
-            remote_addr: request.remote_addr.clone(),
+            remote_addr: request.remote_addr,
             key_ttl_ms: self.idempotency_ttl_ms(),
+        })))
+    }
+
+    /// After the commit: shows an accepted webhook (when `announce`), logs a refusal, counts.
+    async fn finish(
+        &self,
+        prepared: Prepared,
+        committed: Option<Committed>,
+        announce: bool,
+    ) -> Result<WebhookOutcome, EngineError> {
+        let (record, committed) = match (prepared, committed) {
+            (Prepared::Duplicate(source), _) => {
+                self.count(&source, "duplicate");
+                return Ok(WebhookOutcome::Duplicate);
+            }
+            (Prepared::Record(record), Some(committed)) => (record, committed),
+            (Prepared::Record(_), None) => {
+                return Err(EngineError::Task("a webhook was not committed".into()));
+            }
         };
-        let announcement = record.verdict.clone();
-        let outcome = match self.store().call(move |conn| commit(conn, record)).await? {
+        let outcome = match committed {
             Committed::Duplicate => WebhookOutcome::Duplicate,
-            Committed::Stored { id, alert_id } => match (announcement, alert_id) {
+            Committed::Stored { id, alert_id } => match (record.verdict, alert_id) {
                 (Ok(announcement), Some(alert_id)) => {
                     if announce {
                         self.announce(id, &alert_id, &announcement).await?;
@@ -615,12 +718,12 @@ impl Engine {
         };
         if let WebhookOutcome::Refused { refusal, .. } = &outcome {
             tracing::info!(
-                source = %source.label(),
+                source = %record.source.label(),
                 code = refusal.code.as_str(),
                 "refused a webhook"
             );
         }
-        self.count(&source, outcome.status());
+        self.count(&record.source, outcome.status());
         Ok(outcome)
     }
 
@@ -645,6 +748,7 @@ impl Engine {
         source: &Source,
         request: &WebhookRequest,
         now: i64,
+        checks: &Checks,
     ) -> Result<Result<Verified, WebhookRefusal>, EngineError> {
         if matches!(source, Source::Unknown) {
             return Ok(Err(WebhookRefusal::new(
@@ -667,7 +771,7 @@ impl Engine {
             )));
         }
         match source {
-            Source::TradingView => self.tradingview_check(request, now).await,
+            Source::TradingView => self.tradingview_check(request, now, checks).await,
             Source::Custom(name) => self.custom_check(name, request, now).await,
             Source::Unknown => Err(EngineError::Task("unreachable: unknown source".into())),
         }

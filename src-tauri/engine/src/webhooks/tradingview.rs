@@ -407,6 +407,7 @@ impl Engine {
         &self,
         request: &WebhookRequest,
         now: i64,
+        checks: &super::Checks,
     ) -> Result<Result<Verified, WebhookRefusal>, EngineError> {
         let body = match read_body(request) {
             Ok(body) => body,
@@ -438,7 +439,10 @@ impl Engine {
                 )));
             }
         };
-        let settings = self.webhook_tradingview_settings().await?;
+        let settings = checks
+            .tradingview
+            .get_or_try_init(|| self.webhook_tradingview_settings())
+            .await?;
         let lookup = |name: &str| -> Option<String> {
             Some(match name {
                 "symbol" => fields.symbol.clone().unwrap_or_default(),
@@ -470,7 +474,7 @@ impl Engine {
         Ok(Ok(Verified {
             idempotency_key: key,
             announcement: Announcement {
-                overlay_id: settings.overlay_id,
+                overlay_id: settings.overlay_id.clone(),
                 kind: "tradingview".into(),
                 title: if title.is_empty() {
                     FALLBACK_TITLE.into()
