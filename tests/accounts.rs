@@ -358,6 +358,12 @@ async fn youtube_links_through_the_loopback_redirect_with_pkce() {
     assert_eq!(youtube["accountId"], YOUTUBE_CHANNEL_ID);
     assert_eq!(youtube["accountName"], YOUTUBE_CHANNEL_TITLE);
     assert_eq!(youtube["status"], "ok");
+    let linked = rig.event("account.link", |d| d["state"] == "linked").await;
+    assert_eq!(
+        linked["flow"], "code",
+        "the UI hears of a loopback link too"
+    );
+    assert_eq!(linked["account"]["accountId"], YOUTUBE_CHANNEL_ID);
 
     // The same redirect again (a reload, or someone replaying it): the state is spent.
     let callback = format!(
@@ -441,6 +447,11 @@ async fn a_declined_consent_is_an_error_and_stores_nothing() {
         .await;
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("account_access_denied"), "{page}");
+    let failed = rig.event("account.link", |d| d["state"] == "failed").await;
+    assert_eq!(
+        failed["code"], "account_access_denied",
+        "the UI hears of it too"
+    );
     assert_eq!(rig.fake.count("google.code"), 0);
     assert_eq!(rig.accounts().await["accounts"], serde_json::json!([]));
     assert!(rig.stored_tokens("youtube").await.is_none());

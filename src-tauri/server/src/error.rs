@@ -223,7 +223,7 @@ fn account_error(err: AccountError) -> ApiError {
         AccountError::DeviceCodeExpired => (StatusCode::GONE, None),
         AccountError::Provider { .. } => (StatusCode::BAD_GATEWAY, None),
         AccountError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
-        AccountError::RefreshFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+        AccountError::Interrupted => (StatusCode::SERVICE_UNAVAILABLE, None),
     };
     let error = ApiError::new(status, err.code(), err.to_string());
     match details {

@@ -64,7 +64,10 @@ impl Engine {
         *last = Some(match &result {
             Ok(_) => Ok(()),
             Err(EngineError::Account(e)) => Err(e.clone()),
-            Err(e) => Err(AccountError::RefreshFailed(e.to_string())),
+            Err(e) => {
+                tracing::error!(provider = provider.as_str(), error = %e, "a token refresh failed inside Stagehand");
+                Err(AccountError::Interrupted)
+            }
         });
         state.attempts.fetch_add(1, Ordering::SeqCst);
         result

@@ -367,17 +367,7 @@ impl Engine {
                 interval,
             },
         });
-        self.events().publish(
-            "account.link",
-            serde_json::json!({
-                "provider": Provider::Twitch,
-                "state": "pending",
-                "userCode": device.user_code,
-                "verificationUri": device.verification_uri,
-                "expiresIn": expires_in,
-                "interval": interval,
-            }),
-        );
+        self.twitch_device_publish();
         tokio::spawn(self.clone().twitch_device_poll(
             generation,
             client_id.to_owned(),
@@ -465,7 +455,10 @@ impl Engine {
                     {
                         Ok(link) => Ok(link),
                         Err(EngineError::Account(e)) => Err(e),
-                        Err(e) => Err(AccountError::RefreshFailed(e.to_string())),
+                        Err(e) => {
+                            tracing::error!(error = %e, "storing a Twitch link failed");
+                            Err(AccountError::Interrupted)
+                        }
                     }
                 }
                 Poll::Expired => Err(AccountError::DeviceCodeExpired),
@@ -491,14 +484,18 @@ impl Engine {
         {
             *interval = new_interval;
         }
-        self.events().publish(
-            "account.link",
-            serde_json::json!({
-                "provider": Provider::Twitch,
-                "state": "pending",
-                "interval": new_interval,
-            }),
-        );
+        self.twitch_device_publish();
+    }
+
+    /// Publishes `account.link` with the device sign-in as it stands.
+    fn twitch_device_publish(&self) {
+        match self.account_device_progress(Provider::Twitch) {
+            Ok(progress) => self.account_link_publish(Provider::Twitch, Flow::Device, Ok(progress)),
+            Err(EngineError::Account(e)) => {
+                self.account_link_publish(Provider::Twitch, Flow::Device, Err(&e));
+            }
+            Err(_) => {}
+        }
     }
 
     /// Records how a device flow ended, tells the UI and writes the audit log.
@@ -524,28 +521,17 @@ impl Engine {
                 _ => {}
             }
         }
-        let (outcome, data, detail) = match &result {
+        self.twitch_device_publish();
+        let (outcome, detail) = match &result {
             Ok(link) => (
                 Outcome::Ok,
-                serde_json::json!({
-                    "provider": Provider::Twitch,
-                    "state": "linked",
-                    "account": link,
-                }),
                 serde_json::json!({ "flow": "device", "accountId": link.account_id }),
             ),
             Err(e) => (
                 Outcome::Failed,
-                serde_json::json!({
-                    "provider": Provider::Twitch,
-                    "state": "failed",
-                    "code": e.code(),
-                    "message": e.to_string(),
-                }),
                 serde_json::json!({ "flow": "device", "error": e.to_string() }),
             ),
         };
-        self.events().publish("account.link", data);
         if let Err(e) = self
             .audit(
                 AuditEntry::new("streamer", "account.link", outcome)
