@@ -3,6 +3,7 @@
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod auth;
 mod browser;
 mod guards;

@@ -21,6 +21,8 @@ const KNOWN_EXTRA_ENV: &[&str] = &[
     "STAGEHAND_OBS_PASSWORD",
     "STAGEHAND_TRADINGVIEW_HMAC_SECRET",
     "STAGEHAND_RELAY_SECRET",
+    "STAGEHAND_TWITCH_CLIENT_SECRET",
+    "STAGEHAND_GOOGLE_CLIENT_SECRET",
     "STAGEHAND_LOG",
 ];
 
@@ -155,6 +157,14 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The relay link.
     pub relay: RelayConfig,
+    /// Linked platform accounts (all providers).
+    pub accounts: AccountsConfig,
+    /// Twitch: the client id of the streamer's application, endpoints, scopes.
+    pub twitch: TwitchConfig,
+    /// Google (YouTube): the client id of the streamer's desktop OAuth client, endpoints, scopes.
+    pub google: GoogleConfig,
+    /// Discord: the client id of the streamer's application, API base, scopes.
+    pub discord: DiscordConfig,
     /// Resolved data directory (not a config key).
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -177,6 +187,68 @@ pub struct Config {
     /// The relay tunnel secret from `STAGEHAND_RELAY_SECRET`, if set (beats the secret store).
     #[serde(skip)]
     pub relay_secret: Option<crate::Secret>,
+    /// The Twitch client secret from `STAGEHAND_TWITCH_CLIENT_SECRET`, if set (beats the secret
+    /// store); with one, Twitch's Authorization Code flow is offered besides the device flow.
+    #[serde(skip)]
+    pub twitch_client_secret: Option<crate::Secret>,
+    /// The Google client secret from `STAGEHAND_GOOGLE_CLIENT_SECRET`, if set (beats the secret
+    /// store). Google gives desktop clients one that it does not treat as confidential.
+    #[serde(skip)]
+    pub google_client_secret: Option<crate::Secret>,
+}
+
+/// `[accounts]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Renew an access token this many seconds before it expires (a token that lives less than
+    /// twice this is renewed at half its life).
+    pub refresh_lead_seconds: u64,
+}
+
+/// `[twitch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwitchConfig {
+    /// The application's client id (empty: Twitch linking is off).
+    pub client_id: String,
+    /// Base of Twitch's OAuth endpoints (`/oauth2/device`, `/oauth2/token`, ...).
+    pub id_url: String,
+    /// Base of the Helix API.
+    pub api_url: String,
+    /// Scopes requested when linking.
+    pub scopes: Vec<String>,
+}
+
+/// `[google]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// The desktop OAuth client's id (empty: YouTube linking is off).
+    pub client_id: String,
+    /// The authorization endpoint (opened in the system browser).
+    pub auth_url: String,
+    /// The token endpoint.
+    pub token_url: String,
+    /// The revocation endpoint.
+    pub revoke_url: String,
+    /// Base of the YouTube Data API (to name the linked channel).
+    pub youtube_api_url: String,
+    /// Scopes requested when linking.
+    pub scopes: Vec<String>,
+}
+
+/// `[discord]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The application's client id (empty: Discord linking is off).
+    pub client_id: String,
+    /// Base of the API; `/oauth2/authorize`, `/oauth2/token`, `/oauth2/token/revoke` and
+    /// `/users/@me` are under it.
+    pub api_url: String,
+    /// Scopes requested when linking.
+    pub scopes: Vec<String>,
 }
 
 /// `[relay]`
@@ -445,6 +517,14 @@ impl Config {
             .env_var("STAGEHAND_RELAY_SECRET")
             .filter(|v| !v.is_empty())
             .map(crate::Secret::new);
+        config.twitch_client_secret = sources
+            .env_var("STAGEHAND_TWITCH_CLIENT_SECRET")
+            .filter(|v| !v.is_empty())
+            .map(crate::Secret::new);
+        config.google_client_secret = sources
+            .env_var("STAGEHAND_GOOGLE_CLIENT_SECRET")
+            .filter(|v| !v.is_empty())
+            .map(crate::Secret::new);
         config.validate()?;
         Ok(config)
     }
@@ -522,6 +602,40 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tts.cache_max_files and tts.cache_max_bytes must be at least 1".into(),
             ));
+        }
+        if !(30..=86_400).contains(&self.accounts.refresh_lead_seconds) {
+            return Err(ConfigError::Invalid(
+                "accounts.refresh_lead_seconds must be between 30 and 86400 (a day)".into(),
+            ));
+        }
+        for (key, url) in [
+            ("twitch.id_url", &self.twitch.id_url),
+            ("twitch.api_url", &self.twitch.api_url),
+            ("google.auth_url", &self.google.auth_url),
+            ("google.token_url", &self.google.token_url),
+            ("google.revoke_url", &self.google.revoke_url),
+            ("google.youtube_api_url", &self.google.youtube_api_url),
+            ("discord.api_url", &self.discord.api_url),
+        ] {
+            let ok = reqwest::Url::parse(url.trim())
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be an http:// or https:// URL (STAGEHAND_{})",
+                    key.replace('.', "_").to_uppercase()
+                )));
+            }
+        }
+        for (key, id) in [
+            ("twitch.client_id", &self.twitch.client_id),
+            ("google.client_id", &self.google.client_id),
+            ("discord.client_id", &self.discord.client_id),
+        ] {
+            if id.len() > 200 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be the client id exactly as the developer console shows it"
+                )));
+            }
         }
         Ok(())
     }
@@ -774,6 +888,45 @@ mod tests {
         std::fs::write(dir.path().join("config.toml"), "[server\n").expect("write config");
         let err = Config::load(&sources(dir.path(), &[])).expect_err("broken TOML");
         assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn provider_settings_layer_from_env_and_bad_urls_name_their_variable() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config::load(&sources(
+            dir.path(),
+            &[
+                ("STAGEHAND_TWITCH_CLIENT_ID", "abc123"),
+                ("STAGEHAND_TWITCH_ID_URL", "http://127.0.0.1:9/"),
+                ("STAGEHAND_GOOGLE_TOKEN_URL", "http://127.0.0.1:9/token"),
+                ("STAGEHAND_DISCORD_API_URL", "http://127.0.0.1:9/api"),
+                ("STAGEHAND_TWITCH_SCOPES", "chat:read, bits:read"),
+                ("STAGEHAND_TWITCH_CLIENT_SECRET", "shh"),
+            ],
+        ))
+        .expect("valid");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(config.twitch.client_id, "abc123");
+        assert_eq!(config.twitch.id_url, "http://127.0.0.1:9/");
+        assert_eq!(config.twitch.scopes, vec!["chat:read", "bits:read"]);
+        assert_eq!(config.google.token_url, "http://127.0.0.1:9/token");
+        assert_eq!(config.discord.api_url, "http://127.0.0.1:9/api");
+        assert_eq!(
+            config.twitch_client_secret.as_ref().map(|s| s.expose()),
+            Some("shh")
+        );
+        let defaults = Config::load(&sources(dir.path(), &[])).expect("valid");
+        assert_eq!(defaults.twitch.id_url, "https://id.twitch.tv");
+        assert!(defaults.twitch.client_id.is_empty(), "no client id ships");
+        let err = Config::load(&sources(
+            dir.path(),
+            &[("STAGEHAND_GOOGLE_AUTH_URL", "accounts.google.com")],
+        ))
+        .expect_err("not a URL");
+        assert!(
+            err.to_string().contains("STAGEHAND_GOOGLE_AUTH_URL"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! methods on it. Each capability (overlays, moderators, OBS, accounts, webhooks) adds a module
 //! here and methods on `Engine`.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -80,6 +81,9 @@ pub enum EngineError {
     /// A relay setting was refused.
     #[error(transparent)]
     Relay(#[from] relay_link::RelayLinkError),
+    /// An account operation was refused or failed.
+    #[error(transparent)]
+    Account(#[from] accounts::AccountError),
     /// A blocking task failed.
     #[error("background task failed: {0}")]
     Task(String),
@@ -105,6 +109,7 @@ struct EngineInner {
     tts: tts::Tts,
     webhook_keys: std::sync::RwLock<webhooks::Keys>,
     webhook_backlog: std::sync::Mutex<webhooks::Backlog>,
+    accounts: accounts::Accounts,
     started_ms: i64,
     started: std::time::Instant,
 }
@@ -179,6 +184,7 @@ impl Engine {
             started_ms,
         );
         let relay_link = relay_link::RelayLink::new(&config.relay, started_ms);
+        let accounts = accounts::Accounts::new()?;
         let engine = Self {
             inner: Arc::new(EngineInner {
                 events: EventBus::new(256, Arc::clone(&clock)),
@@ -200,11 +206,13 @@ impl Engine {
                 tts,
                 webhook_keys: std::sync::RwLock::new(webhook_keys),
                 webhook_backlog: std::sync::Mutex::default(),
+                accounts,
                 started_ms,
                 started,
             }),
         };
         engine.webhooks_start().await?;
+        engine.accounts_start();
         Ok(engine)
     }
 

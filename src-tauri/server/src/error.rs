@@ -9,6 +9,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stagehand_engine::EngineError;
+use stagehand_engine::accounts::AccountError;
 use stagehand_engine::moderators::ModeratorError;
 use stagehand_engine::obs::ObsError;
 use stagehand_engine::overlays::OverlayError;
@@ -142,6 +143,7 @@ impl From<EngineError> for ApiError {
             EngineError::Media(e) => media_error(e),
             EngineError::Tts(e) => crate::tts::error(e),
             EngineError::Webhook(e) => webhook_error(e),
+            EngineError::Account(e) => account_error(e),
             EngineError::Store(ref e) => Self::internal("store_error", e),
             other => Self::internal("internal_error", &other),
         }
@@ -193,6 +195,41 @@ fn webhook_error(err: WebhookError) -> ApiError {
         WebhookError::LimitReached(_) => (StatusCode::FORBIDDEN, "webhook_limit_reached"),
     };
     ApiError::new(status, code, message)
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        account_error(err)
+    }
+}
+
+fn account_error(err: AccountError) -> ApiError {
+    let (status, details) = match &err {
+        AccountError::UnknownProvider(_)
+        | AccountError::NoDeviceFlow { .. }
+        | AccountError::NotLinked { .. }
+        | AccountError::DestinationNotFound => (StatusCode::NOT_FOUND, None),
+        AccountError::NotConfigured { var, .. } => (
+            StatusCode::CONFLICT,
+            Some(serde_json::json!({ "envVar": var })),
+        ),
+        AccountError::FlowUnavailable(_)
+        | AccountError::NeedsRelogin { .. }
+        | AccountError::DestinationExists => (StatusCode::CONFLICT, None),
+        AccountError::StateInvalid | AccountError::CodeRejected { .. } => {
+            (StatusCode::BAD_REQUEST, None)
+        }
+        AccountError::AccessDenied { .. } => (StatusCode::FORBIDDEN, None),
+        AccountError::DeviceCodeExpired => (StatusCode::GONE, None),
+        AccountError::Provider { .. } => (StatusCode::BAD_GATEWAY, None),
+        AccountError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+        AccountError::Interrupted => (StatusCode::SERVICE_UNAVAILABLE, None),
+    };
+    let error = ApiError::new(status, err.code(), err.to_string());
+    match details {
+        Some(details) => error.with_details(details),
+        None => error,
+    }
 }
 
 /// A refused webhook as the sender sees it: the refusal's stable code with its status (401

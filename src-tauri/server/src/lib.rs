@@ -5,6 +5,7 @@
 //! it until a shutdown future completes. Tests bind `127.0.0.1:0` and drive the real router.
 //! Every handler is thin: it checks who is calling, calls one engine method and maps the error.
 
+mod accounts;
 pub mod auth;
 pub mod error;
 pub mod guard;
@@ -130,6 +131,32 @@ pub fn router(state: AppState) -> Router {
         .route("/m/{key}", get(moderators::link_page))
         .route("/moderator", get(moderators::panel))
         .route("/ws/moderator", get(moderators::socket))
+        .route("/auth/{provider}/start", get(accounts::start))
+        .route("/auth/{provider}/callback", get(accounts::callback))
+        .route("/api/accounts", get(accounts::list))
+        .route(
+            "/api/accounts/discord/webhook",
+            axum::routing::put(accounts::discord_webhook_set)
+                .delete(accounts::discord_webhook_delete),
+        )
+        .route(
+            "/api/accounts/{provider}",
+            axum::routing::delete(accounts::unlink),
+        )
+        .route("/api/accounts/{provider}/device", get(accounts::device))
+        .route("/api/accounts/{provider}/refresh", post(accounts::refresh))
+        .route(
+            "/api/accounts/{provider}/client-secret",
+            axum::routing::put(accounts::client_secret_set).delete(accounts::client_secret_delete),
+        )
+        .route(
+            "/api/destinations",
+            get(accounts::destinations).post(accounts::destination_add),
+        )
+        .route(
+            "/api/destinations/{id}",
+            axum::routing::delete(accounts::destination_delete),
+        )
         .route("/api/tts/speak", post(tts::speak))
         .route("/tts/{file}", get(tts::audio))
         .route("/api/chat/messages", post(overlays::chat))
