@@ -420,3 +420,101 @@ async fn an_unreadable_relay_ca_file_is_reported() {
         "the status names the setting and the file: {error}"
     );
 }
+
+/// A relay whose clock runs an hour behind the engine's: everything it stored looks, to the
+/// engine, like it waited an hour for the desktop to come back.
+async fn relay_an_hour_ago() -> TestRelay {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    let an_hour_ago = i64::try_from(now).expect("fits") - 3_600_000;
+    TestRelay::start_with_clock(Limits::default(), Arc::new(FrozenClock(an_hour_ago))).await
+}
+
+/// Waits until the engine has handled (committed and, if it was to be shown, pushed) the
+/// relay's delivery `seq`.
+async fn handled(app: &TestApp, seq: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(LINK_SECS);
+    while app.engine.relay_status().last_seq < seq {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the engine did not handle relay delivery {seq} within {LINK_SECS} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_relayed_an_hour_late_is_listed_as_stale_and_not_played() {
+    let relay = relay_an_hour_ago().await;
+    let mut linked = engine_for(&relay).await;
+    relay
+        .post_note_accepted(&linked.token, "last night's alert", None)
+        .await;
+    link(&mut linked).await;
+    handled(&linked.app, 1).await;
+
+    let list = deliveries(&linked.app).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["status"], "accepted", "it was a valid webhook");
+    assert_eq!(
+        list[0]["stale"], true,
+        "an hour late is past stale_after_seconds"
+    );
+    assert_eq!(
+        list[0]["announced"], true,
+        "written as announced, so a restart does not play it either"
+    );
+
+    // Delivery 1 is fully handled, so had it been played it would be on the page's socket
+    // already: the next alert there must be this one.
+    let sent = linked
+        .app
+        .post_as_streamer("/api/alerts")
+        .json(&serde_json::json!({"kind": "test", "title": "now", "message": "a fresh alert"}))
+        .send()
+        .await
+        .expect("alert sent");
+    assert!(sent.status().is_success(), "{}", sent.status());
+    let alert = next_alert_within(&mut linked.page, LINK_SECS).await;
+    assert_eq!(
+        alert["message"], "a fresh alert",
+        "the stale webhook never reached the overlay"
+    );
+
+    // And it stays unplayed across a restart.
+    let Linked { app, .. } = linked;
+    let app = app.restart(relay.engine_options()).await;
+    let list = deliveries(&app).await;
+    assert_eq!(list[0]["stale"], true);
+    assert_eq!(list[0]["announced"], true);
+}
+
+#[tokio::test]
+async fn play_stale_plays_a_late_webhook() {
+    let relay = relay_an_hour_ago().await;
+    let mut options = relay.engine_options();
+    options
+        .env
+        .push(("STAGEHAND_WEBHOOKS_PLAY_STALE".into(), "true".into()));
+    let app = TestApp::start_with(options).await;
+    let overlay = app.create_overlay("Main").await;
+    let page = connect_page(overlay["signedUrl"].as_str().unwrap()).await;
+    let events = app.engine.events().subscribe();
+    let token = app.tradingview_token().await;
+    let mut linked = Linked {
+        app,
+        page,
+        events,
+        token,
+    };
+    relay
+        .post_note_accepted(&linked.token, "late but wanted", None)
+        .await;
+    link(&mut linked).await;
+    let alert = next_alert_within(&mut linked.page, LINK_SECS).await;
+    assert_eq!(alert["message"], "late but wanted");
+    let list = deliveries(&linked.app).await;
+    assert_eq!(list[0]["stale"], true, "still listed as late");
+}

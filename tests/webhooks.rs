@@ -575,6 +575,13 @@ async fn custom_endpoints_verify_standard_webhooks_signatures() {
     assert_eq!(error_code(gone).await, (404, "unknown_webhook".into()));
 }
 
+/// Now, as the relay's clock would have it when it received a delivery just now.
+fn app_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn relay(path: &str, query: &str, seq: u64, body: &str) -> WebhookRequest {
     WebhookRequest {
         path: path.into(),
@@ -586,6 +593,7 @@ fn relay(path: &str, query: &str, seq: u64, body: &str) -> WebhookRequest {
             tunnel_id: "tun_1".into(),
             seq,
             delivery_id: format!("tun_1-{seq}"),
+            received_at_ms: app_now_ms(),
         },
     }
 }

@@ -17,7 +17,11 @@ pub const DEFAULT_RATE_PER_SEC: u32 = 20;
 /// Webhooks a tunnel may send at once before the sustained rate applies.
 pub const DEFAULT_RATE_BURST: u32 = 100;
 /// Unacknowledged deliveries kept per tunnel before the oldest are evicted.
-pub const DEFAULT_MAX_BUFFERED: u64 = 10_000;
+pub const DEFAULT_MAX_BUFFERED: u64 = 1_000;
+/// Bytes of unacknowledged bodies kept per tunnel before the oldest are evicted.
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 5 * 1024 * 1024;
+/// How long an unacknowledged delivery is kept before it is evicted.
+pub const DEFAULT_MAX_BUFFERED_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Deliveries in flight on one engine link before the relay waits for acknowledgements.
 pub const DEFAULT_LINK_WINDOW: u64 = 1_000;
 /// How often the relay pings the engine.
@@ -58,6 +62,11 @@ pub struct Limits {
     pub rate_burst: u32,
     /// Unacknowledged deliveries kept per tunnel; the oldest are evicted beyond this.
     pub max_buffered: u64,
+    /// Bytes of unacknowledged bodies kept per tunnel; the oldest are evicted beyond this
+    /// (the newest delivery is always kept).
+    pub max_buffered_bytes: u64,
+    /// Age past which an unacknowledged delivery is evicted.
+    pub max_buffered_age: Duration,
     /// How long one body upload may take (408 after).
     pub body_timeout: Duration,
 }
@@ -69,6 +78,8 @@ impl Default for Limits {
             rate_per_sec: DEFAULT_RATE_PER_SEC,
             rate_burst: DEFAULT_RATE_BURST,
             max_buffered: DEFAULT_MAX_BUFFERED,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            max_buffered_age: DEFAULT_MAX_BUFFERED_AGE,
             body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
@@ -113,6 +124,8 @@ pub struct RelayConfig {
     pub config_poll: Duration,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Bearer token for `GET /metrics`; `None`: only clients on the relay's own machine.
+    pub metrics_token: Option<String>,
 }
 
 impl RelayConfig {
@@ -126,6 +139,7 @@ impl RelayConfig {
             sync_full: false,
             config_poll: DEFAULT_CONFIG_POLL,
             clock: Arc::new(SystemClock),
+            metrics_token: None,
         }
     }
 }
@@ -137,6 +151,10 @@ impl fmt::Debug for RelayConfig {
             .field("limits", &self.limits)
             .field("link", &self.link)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("sync_full", &self.sync_full)
             .field("config_poll", &self.config_poll)
             .finish_non_exhaustive()

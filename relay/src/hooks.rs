@@ -19,10 +19,23 @@ use crate::error::ApiError;
 use crate::store::NewDelivery;
 use crate::{Relay, tunnel};
 
-/// `POST /h/{tunnel_id}/{*path}`.
+/// `POST /h/{tunnel_id}/{*path}`; every outcome is counted for `/metrics`.
 pub(crate) async fn receive(
     State(relay): State<Relay>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    params: Result<Path<(String, String)>, PathRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let result = store_webhook(&relay, peer, params, req).await;
+    if let Err(e) = &result {
+        relay.metrics().refused(e.code);
+    }
+    result
+}
+
+async fn store_webhook(
+    relay: &Relay,
+    peer: SocketAddr,
     params: Result<Path<(String, String)>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -76,6 +89,7 @@ pub(crate) async fn receive(
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
     tunnel.wake_link(stored.evicted);
+    relay.metrics().stored(bytes, stored.evicted);
     tracing::debug!(tunnel = %tunnel.id, seq = stored.seq, bytes, "stored webhook");
     if stored.evicted {
         tracing::warn!(tunnel = %tunnel.id, "buffer full: evicted the oldest delivery");

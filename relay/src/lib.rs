@@ -34,6 +34,7 @@ pub mod config;
 mod error;
 mod hooks;
 mod link;
+mod metrics;
 mod store;
 pub mod tunnel;
 
@@ -185,6 +186,11 @@ struct Inner {
     config_version: AtomicI64,
     shutdown: watch::Sender<bool>,
     next_link_id: AtomicU64,
+    metrics: metrics::Metrics,
+    /// Held while tunnel settings are changed in process or reloaded from the database, so a
+    /// reload that read the database before an in-process change cannot apply its older
+    /// snapshot after it.
+    settings_lock: tokio::sync::Mutex<()>,
 }
 
 /// A running relay: its database, tunnels and attached engine links. Cheap to clone.
@@ -200,7 +206,12 @@ impl Relay {
         let (writer, readers) = store::open(
             &config.data_dir,
             config.sync_full,
-            config.limits.max_buffered,
+            store::Bounds {
+                count: config.limits.max_buffered,
+                bytes: config.limits.max_buffered_bytes,
+                age_ms: i64::try_from(config.limits.max_buffered_age.as_millis())
+                    .unwrap_or(i64::MAX),
+            },
         )?;
         let (version, rows) =
             readers.read_blocking(|c| Ok((store::config_version(c)?, store::load_tunnels(c)?)))?;
@@ -218,6 +229,8 @@ impl Relay {
                 config_version: AtomicI64::new(version),
                 shutdown,
                 next_link_id: AtomicU64::new(1),
+                metrics: metrics::Metrics::default(),
+                settings_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -266,6 +279,7 @@ impl Relay {
         let mut ips: Vec<IpAddr> = ips.into_iter().map(|ip| ip.to_canonical()).collect();
         ips.sort();
         ips.dedup();
+        let _settings = self.inner.settings_lock.lock().await;
         self.inner
             .writer
             .set_allowlist(tunnel.key, path.clone(), ips.clone())
@@ -289,6 +303,7 @@ impl Relay {
     /// Picks up tunnels and allow lists another process (the CLI) changed since the last
     /// look. `serve` calls this periodically; cheap when nothing changed.
     pub async fn reload(&self) -> Result<(), RelayError> {
+        let _settings = self.inner.settings_lock.lock().await;
         let seen = self.inner.config_version.load(Ordering::Acquire);
         let current = self.inner.readers.read(store::config_version).await?;
         if current == seen {
@@ -315,6 +330,28 @@ impl Relay {
     /// when its shutdown future completes.
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// Evicts deliveries older than `limits.max_buffered_age` from every tunnel, and tells
+    /// the linked engines of those that evicted. `serve` runs it every minute; inserts apply
+    /// the bound to their own tunnel as they go.
+    pub async fn sweep(&self) -> Result<(), RelayError> {
+        let evicted = self.writer().sweep(self.config().clock.now_ms()).await?;
+        if evicted.is_empty() {
+            return Ok(());
+        }
+        let tunnels: Vec<Arc<TunnelState>> = {
+            let all = self.inner.tunnels.read().unwrap_or_else(|p| p.into_inner());
+            all.values()
+                .filter(|t| evicted.contains(&t.key))
+                .cloned()
+                .collect()
+        };
+        for tunnel in tunnels {
+            tracing::warn!(tunnel = %tunnel.id, "evicted deliveries older than the age bound");
+            tunnel.wake_link(true);
+        }
+        Ok(())
     }
 
     /// How many engine links are attached now.
@@ -350,6 +387,10 @@ impl Relay {
         &self.inner.writer
     }
 
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
     pub(crate) fn readers(&self) -> &Arc<Readers> {
         &self.inner.readers
     }
@@ -363,6 +404,9 @@ impl Relay {
     }
 }
 
+/// How often `serve` applies the age bound to tunnels that receive nothing new.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The whole relay as an axum app. Serve it with connect info (`SocketAddr`), as [`serve`]
 /// does: the allow lists need the peer address.
 pub fn router(relay: Relay) -> Router {
@@ -370,6 +414,7 @@ pub fn router(relay: Relay) -> Router {
         .route("/h/{tunnel_id}/{*path}", post(hooks::receive))
         .route("/tunnel/{tunnel_id}/connect", get(link::connect))
         .route("/healthz", get(hooks::healthz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(hooks::not_found)
         .with_state(relay)
 }
@@ -403,12 +448,19 @@ async fn poll_config(relay: Relay) {
     let mut stop = relay.shutdown_signal();
     let mut tick = tokio::time::interval(relay.config().config_poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = async { let _ = stop.wait_for(|s| *s).await; } => return,
             _ = tick.tick() => {
                 if let Err(e) = relay.reload().await {
                     tracing::warn!(error = %e, "cannot reload tunnels");
+                }
+            }
+            _ = sweep.tick() => {
+                if let Err(e) = relay.sweep().await {
+                    tracing::warn!(error = %e, "cannot apply the buffer's age bound");
                 }
             }
         }

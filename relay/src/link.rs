@@ -138,6 +138,7 @@ enum End {
 }
 
 async fn run(relay: Relay, tunnel: Arc<TunnelState>, last_seq: u64, socket: WebSocket) {
+    relay.metrics().link_opened();
     let link = Arc::new(LinkShared::new(relay.next_link_id()));
     let previous = tunnel
         .link
@@ -363,6 +364,7 @@ async fn drive(
                 if first.seq > sent + 1 {
                     acked = acked.max(first.seq - 1);
                 }
+                relay.metrics().sent(batch.len() as u64);
                 for d in batch {
                     sent = d.seq;
                     if let Err(end) = feed(&mut tx, &to_delivery(tunnel, d)).await {

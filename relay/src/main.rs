@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use stagehand_relay::config::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SEC,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_RATE_BURST,
+    DEFAULT_RATE_PER_SEC,
 };
 use stagehand_relay::{Limits, Relay, RelayConfig, TRADINGVIEW_ADDRESSES, TunnelId};
 use tracing_subscriber::EnvFilter;
@@ -64,6 +65,16 @@ struct ServeArgs {
     /// Unacknowledged deliveries kept per tunnel; the oldest are evicted (and reported) beyond.
     #[arg(long, env = "STAGEHAND_RELAY_MAX_BUFFERED", default_value_t = DEFAULT_MAX_BUFFERED)]
     max_buffered: u64,
+    /// Bytes of unacknowledged bodies kept per tunnel; the oldest are evicted beyond.
+    #[arg(
+        long,
+        env = "STAGEHAND_RELAY_MAX_BUFFERED_BYTES",
+        default_value_t = DEFAULT_MAX_BUFFERED_BYTES
+    )]
+    max_buffered_bytes: u64,
+    /// How long an unacknowledged delivery is kept (e.g. 24h, 90m).
+    #[arg(long, env = "STAGEHAND_RELAY_MAX_BUFFERED_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
+    max_buffered_age: std::time::Duration,
     /// Proxy whose X-Forwarded-For is believed (e.g. 127.0.0.1 behind Caddy on the same VM).
     /// Repeat or comma-separate.
     #[arg(
@@ -72,6 +83,10 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<IpAddr>,
+    /// Bearer token that unlocks GET /metrics from anywhere; without one, /metrics answers
+    /// only clients on this machine (behind --trusted-proxy, the real client counts).
+    #[arg(long, env = "STAGEHAND_RELAY_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Sync every commit to disk (survives power loss, not only a crash), at some throughput.
     #[arg(long, env = "STAGEHAND_RELAY_SYNC_FULL")]
     sync_full: bool,
@@ -95,7 +110,8 @@ enum TunnelCommand {
         /// Add TradingView's published webhook addresses.
         #[arg(long)]
         tradingview: bool,
-        /// The tunnel.
+        /// The tunnel (ids made before 0.1 may start with '-'; they are accepted here).
+        #[arg(allow_hyphen_values = true)]
         tunnel_id: String,
         /// The engine path, e.g. webhooks/tradingview.
         path: String,
@@ -132,10 +148,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_per_sec: args.rate_per_sec,
         rate_burst: args.rate_burst,
         max_buffered: args.max_buffered,
+        max_buffered_bytes: args.max_buffered_bytes,
+        max_buffered_age: args.max_buffered_age,
         ..Limits::default()
     };
     config.trusted_proxies = args.trusted_proxies;
     config.sync_full = args.sync_full;
+    config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
     let data_dir = config.data_dir.clone();
     let relay = tokio::task::spawn_blocking(move || Relay::open(config))
         .await

@@ -79,7 +79,25 @@ const MIGRATIONS: &[&str] = &[
         ip TEXT NOT NULL,
         PRIMARY KEY (tunnel, path, ip)
      ) STRICT;",
+    // 2: the byte bound needs each tunnel's buffered body bytes without summing on every
+    // insert; the age bound finds old deliveries of quiet tunnels by time.
+    "ALTER TABLE tunnels ADD COLUMN buffered_bytes INTEGER NOT NULL DEFAULT 0;
+     UPDATE tunnels SET buffered_bytes =
+        (SELECT COALESCE(SUM(length(body)), 0) FROM deliveries d WHERE d.tunnel = tunnels.key);
+     CREATE INDEX deliveries_received ON deliveries (received_at_ms);",
 ];
+
+/// How much one tunnel may hold for an absent engine. Past any bound the oldest deliveries
+/// are evicted, and the engine is told how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Deliveries.
+    pub count: u64,
+    /// Body bytes (the newest delivery is kept whatever its size).
+    pub bytes: u64,
+    /// Age in milliseconds, by the relay's receive time.
+    pub age_ms: i64,
+}
 
 /// A webhook about to be stored.
 #[derive(Debug, Clone)]
@@ -178,6 +196,10 @@ enum Command {
         tunnel: i64,
         last_seq: u64,
     },
+    Sweep {
+        now_ms: i64,
+        reply: Reply<Vec<i64>>,
+    },
     CreateTunnel {
         id: TunnelId,
         digest: SecretDigest,
@@ -241,6 +263,12 @@ impl Writer {
             .map_err(|_| RelayError::WriterGone)
     }
 
+    /// Evicts what has outlived the age bound in every tunnel; returns the keys of the
+    /// tunnels that evicted (their links have news for their engines).
+    pub async fn sweep(&self, now_ms: i64) -> Result<Vec<i64>, RelayError> {
+        self.call(|reply| Command::Sweep { now_ms, reply }).await
+    }
+
     /// Stores a new tunnel; returns its row key.
     pub async fn create_tunnel(
         &self,
@@ -278,7 +306,7 @@ impl Writer {
 pub fn open(
     data_dir: &Path,
     sync_full: bool,
-    max_buffered: u64,
+    bounds: Bounds,
 ) -> Result<(Writer, Readers), RelayError> {
     std::fs::create_dir_all(data_dir).map_err(|source| RelayError::DataDir {
         path: data_dir.to_owned(),
@@ -307,7 +335,7 @@ pub fn open(
     thread::Builder::new()
         .name("relay-writer".into())
         .spawn(move || {
-            run_writer(conn, rx, max_buffered);
+            run_writer(conn, rx, bounds);
             // The last checkpoint, once nothing writes any more.
             drop(checkpointer);
         })
@@ -372,7 +400,7 @@ fn migrate(conn: &mut Connection) -> Result<(), RelayError> {
     Ok(())
 }
 
-fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>, max_buffered: u64) {
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>, bounds: Bounds) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -382,7 +410,7 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>, max_buffere
                 Err(_) => break,
             }
         }
-        apply_batch(&mut conn, &mut batch, max_buffered);
+        apply_batch(&mut conn, &mut batch, bounds);
     }
     tracing::debug!("relay writer stopped");
 }
@@ -393,6 +421,7 @@ enum Outcome {
     Attached(Reply<Attached>, Result<Attached, RelayError>),
     Created(Reply<i64>, Result<i64, RelayError>),
     Done(Reply<()>, Result<(), RelayError>),
+    Swept(Reply<Vec<i64>>, Result<Vec<i64>, RelayError>),
     Nothing,
 }
 
@@ -404,6 +433,7 @@ impl Outcome {
             Outcome::Attached(r, _) => drop(r.send(Err(e()))),
             Outcome::Created(r, _) => drop(r.send(Err(e()))),
             Outcome::Done(r, _) => drop(r.send(Err(e()))),
+            Outcome::Swept(r, _) => drop(r.send(Err(e()))),
             Outcome::Nothing => {}
         }
     }
@@ -415,12 +445,13 @@ impl Outcome {
             Outcome::Attached(r, v) => drop(r.send(v)),
             Outcome::Created(r, v) => drop(r.send(v)),
             Outcome::Done(r, v) => drop(r.send(v)),
+            Outcome::Swept(r, v) => drop(r.send(v)),
             Outcome::Nothing => {}
         }
     }
 }
 
-fn apply_batch(conn: &mut Connection, batch: &mut Vec<Command>, max_buffered: u64) {
+fn apply_batch(conn: &mut Connection, batch: &mut Vec<Command>, bounds: Bounds) {
     let mut outcomes = Vec::with_capacity(batch.len());
     let tx = match conn.transaction() {
         Ok(tx) => tx,
@@ -435,7 +466,7 @@ fn apply_batch(conn: &mut Connection, batch: &mut Vec<Command>, max_buffered: u6
     };
     let mut tx = tx;
     for cmd in batch.drain(..) {
-        outcomes.push(apply_one(&mut tx, cmd, max_buffered));
+        outcomes.push(apply_one(&mut tx, cmd, bounds));
     }
     match tx.commit() {
         Ok(()) => outcomes.into_iter().for_each(Outcome::answer),
@@ -454,6 +485,7 @@ fn pending(cmd: Command) -> Outcome {
         Command::Attach { reply, .. } => Outcome::Attached(reply, Err(RelayError::WriterGone)),
         Command::CreateTunnel { reply, .. } => Outcome::Created(reply, Err(RelayError::WriterGone)),
         Command::SetAllowlist { reply, .. } => Outcome::Done(reply, Err(RelayError::WriterGone)),
+        Command::Sweep { reply, .. } => Outcome::Swept(reply, Err(RelayError::WriterGone)),
         Command::Ack { .. } | Command::EvictedSeen { .. } => Outcome::Nothing,
     }
 }
@@ -469,12 +501,11 @@ fn in_savepoint<T>(
     Ok(out)
 }
 
-fn apply_one(tx: &mut rusqlite::Transaction<'_>, cmd: Command, max_buffered: u64) -> Outcome {
+fn apply_one(tx: &mut rusqlite::Transaction<'_>, cmd: Command, bounds: Bounds) -> Outcome {
     match cmd {
-        Command::Insert(d, reply) => Outcome::Stored(
-            reply,
-            in_savepoint(tx, |c| insert_delivery(c, &d, max_buffered)),
-        ),
+        Command::Insert(d, reply) => {
+            Outcome::Stored(reply, in_savepoint(tx, |c| insert_delivery(c, &d, bounds)))
+        }
         Command::Ack { tunnel, seq } => {
             if let Err(e) = in_savepoint(tx, |c| ack(c, tunnel, seq)) {
                 tracing::warn!(error = %e, "acknowledgement not applied");
@@ -508,6 +539,9 @@ fn apply_one(tx: &mut rusqlite::Transaction<'_>, cmd: Command, max_buffered: u64
                 tracing::warn!(error = %e, "eviction acknowledgement not applied");
             }
             Outcome::Nothing
+        }
+        Command::Sweep { now_ms, reply } => {
+            Outcome::Swept(reply, in_savepoint(tx, |c| sweep(c, bounds, now_ms)))
         }
         Command::CreateTunnel {
             id,
@@ -560,17 +594,17 @@ fn bump_config(c: &Connection) -> Result<(), RelayError> {
     Ok(())
 }
 
-fn insert_delivery(
-    c: &Connection,
-    d: &NewDelivery,
-    max_buffered: u64,
-) -> Result<Stored, RelayError> {
-    let (head, floor): (i64, i64) = c
+fn insert_delivery(c: &Connection, d: &NewDelivery, bounds: Bounds) -> Result<Stored, RelayError> {
+    let bytes = i64::try_from(d.body.len()).unwrap_or(i64::MAX);
+    let (head, floor, buffered): (i64, i64, i64) = c
         .prepare_cached(
-            "UPDATE tunnels SET head_seq = head_seq + 1 WHERE key = ?1
-             RETURNING head_seq, floor_seq",
+            "UPDATE tunnels SET head_seq = head_seq + 1, buffered_bytes = buffered_bytes + ?2
+             WHERE key = ?1
+             RETURNING head_seq, floor_seq, buffered_bytes",
         )?
-        .query_row([d.tunnel], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![d.tunnel, bytes], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?
         .ok_or(RelayError::UnknownTunnel)?;
     let headers =
@@ -590,32 +624,144 @@ fn insert_delivery(
         d.received_at_ms,
         d.remote_addr
     ])?;
-    let mut evicted = false;
-    let max = i64::try_from(max_buffered).unwrap_or(i64::MAX).max(1);
-    if head - floor > max {
-        let new_floor = head - max;
-        c.prepare_cached("DELETE FROM deliveries WHERE tunnel = ?1 AND seq <= ?2")?
-            .execute(params![d.tunnel, new_floor])?;
-        c.prepare_cached("UPDATE tunnels SET floor_seq = ?2 WHERE key = ?1")?
-            .execute(params![d.tunnel, new_floor])?;
-        // Extend the newest run when this eviction continues it; else start a new run.
-        let merged = c
-            .prepare_cached(
-                "UPDATE evictions SET last_seq = ?3 WHERE tunnel = ?1 AND last_seq = ?2",
-            )?
-            .execute(params![d.tunnel, floor, new_floor])?;
-        if merged == 0 {
-            c.prepare_cached(
-                "INSERT INTO evictions (tunnel, first_seq, last_seq) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![d.tunnel, floor + 1, new_floor])?;
-        }
-        evicted = true;
-    }
+    let evicted = enforce_bounds(c, d.tunnel, head, floor, buffered, bounds, d.received_at_ms)?;
     Ok(Stored {
         seq: head as u64,
-        evicted,
+        evicted: evicted > 0,
     })
+}
+
+/// Evicts the oldest deliveries of a tunnel until it is within `bounds` at time `now_ms`;
+/// returns how many were evicted. The newest delivery (`head`) is never evicted here.
+fn enforce_bounds(
+    c: &Connection,
+    tunnel: i64,
+    head: i64,
+    floor: i64,
+    buffered: i64,
+    bounds: Bounds,
+    now_ms: i64,
+) -> Result<u64, RelayError> {
+    let max_count = i64::try_from(bounds.count).unwrap_or(i64::MAX).max(1);
+    let max_bytes = i64::try_from(bounds.bytes).unwrap_or(i64::MAX);
+    let cutoff = now_ms.saturating_sub(bounds.age_ms);
+    let mut new_floor = floor.max(head - max_count);
+    let oldest_received: Option<i64> = c
+        .prepare_cached("SELECT received_at_ms FROM deliveries WHERE tunnel = ?1 AND seq = ?2")?
+        .query_row(params![tunnel, new_floor + 1], |r| r.get(0))
+        .optional()?;
+    let too_old = oldest_received.is_some_and(|t| t < cutoff);
+    // What the count bound already drops does not count against the byte bound.
+    let mut left = buffered - bytes_through(c, tunnel, floor, new_floor)?;
+    if too_old || left > max_bytes {
+        let mut rows = c.prepare_cached(
+            "SELECT seq, received_at_ms, length(body) FROM deliveries
+                 WHERE tunnel = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq",
+        )?;
+        let mut rows = rows.query(params![tunnel, new_floor, head])?;
+        while let Some(r) = rows.next()? {
+            let (seq, received, len): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if received >= cutoff && left <= max_bytes {
+                break;
+            }
+            new_floor = seq;
+            left -= len;
+        }
+    }
+    if new_floor <= floor {
+        return Ok(0);
+    }
+    evict_through(c, tunnel, floor, new_floor)?;
+    Ok(u64::try_from(new_floor - floor).unwrap_or(0))
+}
+
+/// Body bytes of a tunnel's deliveries in `(after, through]`.
+fn bytes_through(c: &Connection, tunnel: i64, after: i64, through: i64) -> Result<i64, RelayError> {
+    if through <= after {
+        return Ok(0);
+    }
+    Ok(c.prepare_cached(
+        "SELECT COALESCE(SUM(length(body)), 0) FROM deliveries
+         WHERE tunnel = ?1 AND seq > ?2 AND seq <= ?3",
+    )?
+    .query_row(params![tunnel, after, through], |r| r.get(0))?)
+}
+
+/// Drops deliveries `(floor, new_floor]` unacknowledged, and records them as an eviction run
+/// for the engine to be told about.
+fn evict_through(
+    c: &Connection,
+    tunnel: i64,
+    floor: i64,
+    new_floor: i64,
+) -> Result<(), RelayError> {
+    drop_through(c, tunnel, floor, new_floor)?;
+    // Extend the newest run when this eviction continues it; else start a new run.
+    let merged = c
+        .prepare_cached("UPDATE evictions SET last_seq = ?3 WHERE tunnel = ?1 AND last_seq = ?2")?
+        .execute(params![tunnel, floor, new_floor])?;
+    if merged == 0 {
+        c.prepare_cached(
+            "INSERT INTO evictions (tunnel, first_seq, last_seq) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![tunnel, floor + 1, new_floor])?;
+    }
+    Ok(())
+}
+
+/// Deletes deliveries `(floor, new_floor]` and moves the floor and the byte count with them.
+fn drop_through(c: &Connection, tunnel: i64, floor: i64, new_floor: i64) -> Result<(), RelayError> {
+    let bytes = bytes_through(c, tunnel, floor, new_floor)?;
+    c.prepare_cached("DELETE FROM deliveries WHERE tunnel = ?1 AND seq > ?2 AND seq <= ?3")?
+        .execute(params![tunnel, floor, new_floor])?;
+    c.prepare_cached(
+        "UPDATE tunnels SET floor_seq = ?2, buffered_bytes = MAX(0, buffered_bytes - ?3)
+         WHERE key = ?1",
+    )?
+    .execute(params![tunnel, new_floor, bytes])?;
+    Ok(())
+}
+
+/// Applies the age bound to every tunnel that holds deliveries (a tunnel that receives
+/// nothing new is never checked at insert). Returns the keys of tunnels that evicted.
+fn sweep(c: &Connection, bounds: Bounds, now_ms: i64) -> Result<Vec<i64>, RelayError> {
+    let cutoff = now_ms.saturating_sub(bounds.age_ms);
+    let old: Vec<(i64, i64, i64, i64)> = c
+        .prepare_cached(
+            "SELECT t.key, t.head_seq, t.floor_seq, t.buffered_bytes FROM tunnels t
+             WHERE t.head_seq > t.floor_seq
+               AND t.key IN (SELECT DISTINCT tunnel FROM deliveries WHERE received_at_ms < ?1)",
+        )?
+        .query_map([cutoff], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut evicted = Vec::new();
+    for (key, head, floor, buffered) in old {
+        // The newest delivery is subject to the age bound too when nothing newer came.
+        let newest_old: bool = c
+            .prepare_cached(
+                "SELECT received_at_ms < ?3 FROM deliveries WHERE tunnel = ?1 AND seq = ?2",
+            )?
+            .query_row(params![key, head, cutoff], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
+        let mut n = enforce_bounds(c, key, head, floor, buffered, bounds, now_ms)?;
+        if newest_old {
+            let floor_now: i64 =
+                c.query_row("SELECT floor_seq FROM tunnels WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })?;
+            if floor_now < head {
+                evict_through(c, key, floor_now, head)?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            evicted.push(key);
+        }
+    }
+    Ok(evicted)
 }
 
 fn ack(c: &Connection, tunnel: i64, seq: u64) -> Result<(), RelayError> {
@@ -630,8 +776,19 @@ fn ack(c: &Connection, tunnel: i64, seq: u64) -> Result<(), RelayError> {
         .query_row(params![tunnel, seq], |r| r.get(0))
         .optional()?;
     if let Some(floor) = floor {
+        // The floor already moved; take the bytes of what goes.
+        let bytes: i64 = c
+            .prepare_cached(
+                "SELECT COALESCE(SUM(length(body)), 0) FROM deliveries
+                 WHERE tunnel = ?1 AND seq <= ?2",
+            )?
+            .query_row(params![tunnel, floor], |r| r.get(0))?;
         c.prepare_cached("DELETE FROM deliveries WHERE tunnel = ?1 AND seq <= ?2")?
             .execute(params![tunnel, floor])?;
+        c.prepare_cached(
+            "UPDATE tunnels SET buffered_bytes = MAX(0, buffered_bytes - ?2) WHERE key = ?1",
+        )?
+        .execute(params![tunnel, bytes])?;
     }
     Ok(())
 }
@@ -836,8 +993,134 @@ mod tests {
     }
 
     async fn setup(max_buffered: u64) -> (tempfile::TempDir, Writer, Readers, i64) {
+        setup_bounded(Bounds {
+            count: max_buffered,
+            bytes: u64::MAX,
+            age_ms: i64::MAX,
+        })
+        .await
+    }
+
+    fn sized(tunnel: i64, bytes: usize, received_at_ms: i64) -> NewDelivery {
+        NewDelivery {
+            body: vec![b'x'; bytes],
+            received_at_ms,
+            ..delivery(tunnel)
+        }
+    }
+
+    fn kept(readers: &Readers, key: i64) -> (Vec<u64>, i64) {
+        readers
+            .read_blocking(|c| {
+                let seqs = deliveries_after(c, key, 0, 100, usize::MAX)?
+                    .iter()
+                    .map(|d| d.seq)
+                    .collect();
+                let bytes = c.query_row(
+                    "SELECT buffered_bytes FROM tunnels WHERE key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )?;
+                Ok((seqs, bytes))
+            })
+            .expect("read")
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_evicts_the_oldest_and_keeps_the_newest() {
+        let (_dir, writer, readers, key) = setup_bounded(Bounds {
+            count: 100,
+            bytes: 250,
+            age_ms: i64::MAX,
+        })
+        .await;
+        assert!(
+            !writer
+                .insert(sized(key, 100, 1))
+                .await
+                .expect("stored")
+                .evicted
+        );
+        assert!(
+            !writer
+                .insert(sized(key, 100, 1))
+                .await
+                .expect("stored")
+                .evicted
+        );
+        let third = writer.insert(sized(key, 100, 1)).await.expect("stored");
+        assert!(third.evicted, "300 bytes is over 250");
+        assert_eq!(kept(&readers, key), (vec![2, 3], 200));
+        // One delivery larger than the bound pushes out everything older, and stays.
+        let big = writer.insert(sized(key, 400, 1)).await.expect("stored");
+        assert!(big.evicted);
+        assert_eq!(kept(&readers, key), (vec![4], 400));
+        let report = readers
+            .read_blocking(|c| eviction_report(c, key, 1))
+            .expect("read");
+        assert_eq!(
+            report,
+            Some(EvictionReport {
+                count: 3,
+                first_seq: 1,
+                last_seq: 3
+            }),
+            "the engine is told of every one"
+        );
+        writer.ack(key, 4).await.expect("queued");
+        writer.insert(sized(key, 10, 1)).await.expect("stored");
+        assert_eq!(
+            kept(&readers, key),
+            (vec![5], 10),
+            "an acknowledgement takes its bytes off the count"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_age_bound_evicts_at_insert_and_in_the_sweep() {
+        let (_dir, writer, readers, key) = setup_bounded(Bounds {
+            count: 100,
+            bytes: u64::MAX,
+            age_ms: 1_000,
+        })
+        .await;
+        writer.insert(sized(key, 1, 0)).await.expect("stored");
+        writer.insert(sized(key, 1, 500)).await.expect("stored");
+        writer.insert(sized(key, 1, 1_400)).await.expect("stored");
+        assert_eq!(
+            kept(&readers, key).0,
+            vec![2, 3],
+            "at 1,400 ms, 0 is too old"
+        );
+        assert_eq!(
+            writer.sweep(1_450).await.expect("swept"),
+            Vec::<i64>::new(),
+            "nothing else is a second old yet"
+        );
+        assert_eq!(writer.sweep(2_000).await.expect("swept"), vec![key]);
+        assert_eq!(kept(&readers, key).0, vec![3], "500 went in the sweep");
+        assert_eq!(writer.sweep(3_000).await.expect("swept"), vec![key]);
+        assert_eq!(
+            kept(&readers, key),
+            (vec![], 0),
+            "the newest goes too once it is too old"
+        );
+        let report = readers
+            .read_blocking(|c| eviction_report(c, key, 1))
+            .expect("read");
+        assert_eq!(
+            report,
+            Some(EvictionReport {
+                count: 3,
+                first_seq: 1,
+                last_seq: 3
+            })
+        );
+    }
+
+    async fn setup_bounded(bounds: Bounds) -> (tempfile::TempDir, Writer, Readers, i64) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (writer, readers) = open(dir.path(), false, max_buffered).expect("opens");
+        let (writer, readers) = open(dir.path(), false, bounds).expect("opens");
         let id = TunnelId::parse("t1").expect("id");
         let key = writer
             .create_tunnel(id, TunnelSecret::new("s").digest(), 0)

@@ -45,8 +45,15 @@ impl TunnelId {
     }
 
     /// A fresh random id.
+    /// Never starts with `-`: an id that does reads as an option to the command line (and
+    /// to most shells' tools), so `stagehand-relay tunnel allow -x…` would fail.
     pub fn generate() -> Result<Self, RelayError> {
-        Ok(Self(random_token::<16>()?))
+        loop {
+            let id = random_token::<16>()?;
+            if !id.starts_with('-') {
+                return Ok(Self(id));
+            }
+        }
     }
 
     /// The id as text.
@@ -189,6 +196,15 @@ mod tests {
         assert_eq!(TunnelId::parse(id.as_str()), Some(id));
         assert_eq!(TunnelId::parse("a/b"), None);
         assert_eq!(TunnelId::parse(""), None);
+    }
+
+    #[test]
+    fn generated_ids_never_look_like_a_command_line_option() {
+        // One id in 64 would start with '-' by chance; 2,000 tries all but guarantee a catch.
+        for _ in 0..2_000 {
+            let id = TunnelId::generate().expect("random");
+            assert!(!id.as_str().starts_with('-'), "{}", id.as_str());
+        }
     }
 
     #[test]

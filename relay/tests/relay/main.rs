@@ -7,5 +7,6 @@ mod cli;
 mod delivery;
 mod durability;
 mod links;
+mod metrics;
 mod refusals;
 mod support;

@@ -411,6 +411,11 @@ pub struct WebhooksConfig {
     /// Deliveries accepted but not yet shown when Stagehand stopped are shown after a restart
     /// if they are at most this old (seconds); older ones are only listed.
     pub reannounce_window_seconds: u64,
+    /// A relayed webhook that reaches the engine more than this many seconds after the relay
+    /// received it is stale: recorded and listed, not played.
+    pub stale_after_seconds: u64,
+    /// Play stale webhooks anyway.
+    pub play_stale: bool,
 }
 
 /// Log output format on stderr.

@@ -505,6 +505,7 @@ impl Engine {
                         tunnel_id: tunnel.to_owned(),
                         seq,
                         delivery_id: delivery.delivery_id,
+                        received_at_ms: delivery.received_at_ms,
                     },
                 }
             })

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../migrations/0006_accounts.sql"),
     ),
+    (
+        7,
+        "webhook_stale",
+        include_str!("../migrations/0007_webhook_stale.sql"),
+    ),
 ];
 
 /// Errors from the store.

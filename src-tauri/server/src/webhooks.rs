@@ -57,6 +57,7 @@ pub async fn receive(
         WebhookOutcome::Accepted {
             delivery_id,
             alert_id,
+            ..
         } => Ok(Json(serde_json::json!({
             "status": "accepted",
             "deliveryId": delivery_id,

@@ -83,6 +83,8 @@ pub enum WebhookVia {
         seq: u64,
         /// The relay's stable delivery id; the idempotency key when the sender gave none.
         delivery_id: String,
+        /// When the relay received it (the relay's clock, ms since the epoch).
+        received_at_ms: i64,
     },
 }
 
@@ -228,6 +230,9 @@ pub enum WebhookOutcome {
         delivery_id: i64,
         /// The alert shown on the overlays (`al_wh_{delivery_id}`).
         alert_id: String,
+        /// Relayed long after the relay received it (`webhooks.stale_after_seconds`): listed,
+        /// and not shown unless `webhooks.play_stale`.
+        stale: bool,
     },
     /// Seen before (idempotency key, webhook-id, or a relay sequence already committed):
     /// nothing was recorded or shown.
@@ -244,6 +249,7 @@ pub enum WebhookOutcome {
 impl WebhookOutcome {
     fn status(&self) -> &'static str {
         match self {
+            Self::Accepted { stale: true, .. } => "stale",
             Self::Accepted { .. } => "accepted",
             Self::Duplicate => "duplicate",
             Self::Refused { .. } => "refused",
@@ -277,6 +283,8 @@ pub struct WebhookDelivery {
     pub alert_id: Option<String>,
     /// Whether the alert has been pushed to the overlays.
     pub announced: bool,
+    /// Relayed too late to be played (see `webhooks.stale_after_seconds`).
+    pub stale: bool,
 }
 
 /// What the streamer's webhook settings page shows: where to send webhooks and which
@@ -387,6 +395,11 @@ struct Record {
     verdict: Result<Announcement, WebhookRefusal>,
     remote_addr: Option<String>,
     key_ttl_ms: i64,
+    /// Relayed too late (`webhooks.stale_after_seconds`).
+    stale: bool,
+    /// Stale and not to be played (`webhooks.play_stale` off): written as announced, so no
+    /// restart plays it either.
+    hold: bool,
 }
 
 /// A webhook ready to commit, or one the relay cursor shows was handled already.
@@ -459,8 +472,8 @@ fn commit(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<Committed, 
     tx.execute(
         "INSERT INTO webhook_deliveries
          (received_ms, source, via, tunnel_id, seq, status, reason_code, reason, announcement,
-          remote_addr)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+          remote_addr, stale, announced)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             record.now,
             record.source.label(),
@@ -471,7 +484,9 @@ fn commit(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<Committed, 
             code,
             reason,
             announcement,
-            record.remote_addr
+            record.remote_addr,
+            record.stale,
+            record.hold,
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -664,6 +679,15 @@ impl Engine {
             }),
         }
         .map(|k| format!("{}\n{k}", source.label()));
+        let stale = match &request.via {
+            WebhookVia::Relay { received_at_ms, .. } => {
+                let limit = self.config().webhooks.stale_after_seconds;
+                now.saturating_sub(*received_at_ms)
+                    > i64::try_from(limit.saturating_mul(1000)).unwrap_or(i64::MAX)
+            }
+            WebhookVia::Local => false,
+        };
+        let hold = stale && verdict.is_ok() && !self.config().webhooks.play_stale;
         Ok(Prepared::Record(Box::new(Record {
             now,
             source,
@@ -673,6 +697,8 @@ impl Engine {
             verdict: verdict.map(|v| v.announcement),
             remote_addr: request.remote_addr,
             key_ttl_ms: self.idempotency_ttl_ms(),
+            stale,
+            hold,
         })))
     }
 
@@ -697,12 +723,18 @@ impl Engine {
             Committed::Duplicate => WebhookOutcome::Duplicate,
             Committed::Stored { id, alert_id } => match (record.verdict, alert_id) {
                 (Ok(announcement), Some(alert_id)) => {
-                    if announce {
+                    if record.hold {
+                        tracing::info!(
+                            delivery_id = id,
+                            "a relayed webhook arrived too late to play; listed as stale"
+                        );
+                    } else if announce {
                         self.announce(id, &alert_id, &announcement).await?;
                     }
                     WebhookOutcome::Accepted {
                         delivery_id: id,
                         alert_id,
+                        stale: record.stale,
                     }
                 }
                 (Err(refusal), _) => WebhookOutcome::Refused {
@@ -1004,7 +1036,7 @@ impl Engine {
             .call(move |conn| {
                 let mut stmt = conn.prepare(
                     "SELECT id, received_ms, source, via, tunnel_id, seq, status, reason_code,
-                            reason, alert_id, announced
+                            reason, alert_id, announced, stale
                      FROM webhook_deliveries ORDER BY id DESC LIMIT ?1",
                 )?;
                 let rows = stmt.query_map([limit], |r| {
@@ -1020,6 +1052,7 @@ impl Engine {
                         reason: r.get(8)?,
                         alert_id: r.get(9)?,
                         announced: r.get(10)?,
+                        stale: r.get(11)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()
