@@ -91,6 +91,25 @@ const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 /// How often the checkpointer looks for new WAL content.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// Puts the file in WAL mode. When another connection is closing the file at that moment (the
+/// last one out checkpoints and removes the WAL, as a second process or a store's checkpoint
+/// thread does), SQLite answers BUSY at once instead of waiting on the busy handler: retry
+/// for as long as the busy timeout would have waited.
+fn set_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Copies the WAL back into the database file from a thread and connection of its own.
 ///
 /// SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, and a
@@ -171,7 +190,7 @@ impl Store {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Checkpoints run on their own thread (see `Checkpointer`); the writer does one itself
