@@ -16,6 +16,7 @@ mod persistence;
 mod probes;
 mod real_obs;
 mod relay;
+mod remote_moderators;
 mod secrets;
 mod tts;
 mod webhooks;

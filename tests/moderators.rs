@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use stagehand_engine::clock::ManualClock;
+use stagehand_engine::moderators::Via;
 use support::{Options, Socket, TestApp, closed, connect_overlay, error_code, next_json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -628,8 +629,8 @@ async fn a_key_is_single_use_across_separate_connections() {
             .unwrap()
             .key;
         let (ra, rb) = tokio::join!(
-            a.moderator_key_consume(key.expose(), None),
-            b.moderator_key_consume(key.expose(), None)
+            a.moderator_key_consume(key.expose(), None, Via::Local),
+            b.moderator_key_consume(key.expose(), None, Via::Local)
         );
         assert_eq!(
             usize::from(ra.is_ok()) + usize::from(rb.is_ok()),

@@ -32,6 +32,18 @@ pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(45);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `serve` looks for tunnels or allow lists changed by another process (the CLI).
 pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
+/// Default moderator door requests per second per tunnel.
+pub const DEFAULT_DOOR_RATE_PER_SEC: u32 = 20;
+/// Default moderator door burst per tunnel (a panel load is four requests).
+pub const DEFAULT_DOOR_RATE_BURST: u32 = 60;
+/// Default largest moderator request body or WebSocket message (the engine's JSON limit).
+pub const DEFAULT_DOOR_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default time the engine has to start answering a moderator request.
+pub const DEFAULT_DOOR_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default sustained WebSocket messages per second per moderator socket.
+pub const DEFAULT_DOOR_WS_MESSAGES_PER_SEC: u32 = 30;
+/// Default WebSocket message burst per moderator socket.
+pub const DEFAULT_DOOR_WS_BURST: u32 = 60;
 
 /// The time source; injected so rate limits are testable without sleeping.
 pub trait Clock: Send + Sync {
@@ -85,6 +97,38 @@ impl Default for Limits {
     }
 }
 
+/// Limits of the moderator door (`/t/{tunnel_id}/…`), which forwards the moderator panel over
+/// the engine link and stores nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoorLimits {
+    /// Sustained requests (and WebSocket opens) per second per tunnel (429 above).
+    pub rate_per_sec: u32,
+    /// Burst size per tunnel.
+    pub rate_burst: u32,
+    /// Largest request body, and largest WebSocket message from a moderator, in bytes.
+    pub max_body_bytes: usize,
+    /// How long the engine may take to start answering (504 after).
+    pub response_timeout: Duration,
+    /// Sustained WebSocket messages per second from one moderator socket; faster senders are
+    /// slowed down (their messages wait), not dropped.
+    pub ws_messages_per_sec: u32,
+    /// Burst of WebSocket messages per socket.
+    pub ws_burst: u32,
+}
+
+impl Default for DoorLimits {
+    fn default() -> Self {
+        Self {
+            rate_per_sec: DEFAULT_DOOR_RATE_PER_SEC,
+            rate_burst: DEFAULT_DOOR_RATE_BURST,
+            max_body_bytes: DEFAULT_DOOR_MAX_BODY_BYTES,
+            response_timeout: DEFAULT_DOOR_RESPONSE_TIMEOUT,
+            ws_messages_per_sec: DEFAULT_DOOR_WS_MESSAGES_PER_SEC,
+            ws_burst: DEFAULT_DOOR_WS_BURST,
+        }
+    }
+}
+
 /// Settings of the engine link.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkSettings {
@@ -115,6 +159,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// Engine link settings.
     pub link: LinkSettings,
+    /// Moderator door limits.
+    pub door: DoorLimits,
     /// Peers whose `X-Forwarded-For` is believed (the TLS proxy in front, e.g. `127.0.0.1`).
     /// Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpAddr>,
@@ -135,6 +181,7 @@ impl RelayConfig {
             data_dir: data_dir.into(),
             limits: Limits::default(),
             link: LinkSettings::default(),
+            door: DoorLimits::default(),
             trusted_proxies: Vec::new(),
             sync_full: false,
             config_poll: DEFAULT_CONFIG_POLL,
@@ -150,6 +197,7 @@ impl fmt::Debug for RelayConfig {
             .field("data_dir", &self.data_dir)
             .field("limits", &self.limits)
             .field("link", &self.link)
+            .field("door", &self.door)
             .field("trusted_proxies", &self.trusted_proxies)
             .field(
                 "metrics_token",

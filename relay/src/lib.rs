@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod door;
 mod error;
 mod hooks;
 mod link;
@@ -46,11 +47,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use crate::config::{Clock, Limits, LinkSettings, RelayConfig, SystemClock};
+pub use crate::config::{Clock, DoorLimits, Limits, LinkSettings, RelayConfig, SystemClock};
+pub use crate::door::CLOSE_OFFLINE;
 pub use crate::error::ApiError;
 pub use crate::tunnel::{NewTunnel, TRADINGVIEW_ADDRESSES, TunnelId, TunnelSecret};
 
@@ -119,6 +121,8 @@ pub(crate) struct TunnelState {
     /// Path → allowed source addresses; a path absent here is open.
     allow: RwLock<Vec<(String, Vec<IpAddr>)>>,
     bucket: Mutex<Option<Bucket>>,
+    /// The moderator door's bucket, apart from the webhooks' so neither starves the other.
+    door_bucket: Mutex<Option<Bucket>>,
     /// The engine link currently attached, if any.
     pub(crate) link: Mutex<Option<Arc<LinkShared>>>,
 }
@@ -131,6 +135,7 @@ impl TunnelState {
             digest: row.digest,
             allow: RwLock::new(row.allowlists),
             bucket: Mutex::new(None),
+            door_bucket: Mutex::new(None),
             link: Mutex::new(None),
         }
     }
@@ -146,23 +151,12 @@ impl TunnelState {
 
     /// Takes one token; `Err(seconds)` says when to retry.
     pub(crate) fn take_token(&self, limits: &Limits, now_ms: i64) -> Result<(), u64> {
-        let rate_per_ms = f64::from(limits.rate_per_sec.max(1)) / 1000.0;
-        let burst = f64::from(limits.rate_burst.max(1));
-        let mut slot = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = slot.get_or_insert(Bucket {
-            tokens: burst,
-            last_ms: now_ms,
-        });
-        let elapsed = (now_ms - bucket.last_ms).max(0) as f64;
-        bucket.tokens = (bucket.tokens + elapsed * rate_per_ms).min(burst);
-        bucket.last_ms = now_ms.max(bucket.last_ms);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait_ms = (1.0 - bucket.tokens) / rate_per_ms;
-            Err((wait_ms / 1000.0).ceil().max(1.0) as u64)
-        }
+        take(&self.bucket, limits.rate_per_sec, limits.rate_burst, now_ms)
+    }
+
+    /// Takes one token from the moderator door's bucket; `Err(seconds)` says when to retry.
+    pub(crate) fn take_door_token(&self, rate: u32, burst: u32, now_ms: i64) -> Result<(), u64> {
+        take(&self.door_bucket, rate, burst, now_ms)
     }
 
     /// Tells the attached link, if any, that there is something new to send.
@@ -175,6 +169,28 @@ impl TunnelState {
 
     pub(crate) fn secret_matches(&self, presented: &TunnelSecret) -> bool {
         self.digest.matches(presented)
+    }
+}
+
+/// Takes one token from `bucket` (`rate` a second, `burst` at most); `Err(seconds)` says when
+/// to retry.
+fn take(bucket: &Mutex<Option<Bucket>>, rate: u32, burst: u32, now_ms: i64) -> Result<(), u64> {
+    let rate_per_ms = f64::from(rate.max(1)) / 1000.0;
+    let burst = f64::from(burst.max(1));
+    let mut slot = bucket.lock().unwrap_or_else(|p| p.into_inner());
+    let bucket = slot.get_or_insert(Bucket {
+        tokens: burst,
+        last_ms: now_ms,
+    });
+    let elapsed = (now_ms - bucket.last_ms).max(0) as f64;
+    bucket.tokens = (bucket.tokens + elapsed * rate_per_ms).min(burst);
+    bucket.last_ms = now_ms.max(bucket.last_ms);
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        Ok(())
+    } else {
+        let wait_ms = (1.0 - bucket.tokens) / rate_per_ms;
+        Err((wait_ms / 1000.0).ceil().max(1.0) as u64)
     }
 }
 
@@ -413,6 +429,7 @@ pub fn router(relay: Relay) -> Router {
     Router::new()
         .route("/h/{tunnel_id}/{*path}", post(hooks::receive))
         .route("/tunnel/{tunnel_id}/connect", get(link::connect))
+        .route("/t/{tunnel_id}/{*path}", any(door::door))
         .route("/healthz", get(hooks::healthz))
         .route("/metrics", get(metrics::metrics))
         .fallback(hooks::not_found)

@@ -5,8 +5,9 @@
 //! link reads what is new from SQLite. At most `window` deliveries are in flight ahead of the
 //! engine's acknowledgements, so a slow engine costs the relay nothing but rows on disk.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -21,15 +22,16 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use stagehand_protocol::relay::{
     CLOSE_REPLACED, Delivery, EngineMessage, LAST_SEQ_HEADER, RelayMessage,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::store::{self, StoredDelivery};
 use crate::{Relay, RelayError, TunnelSecret, TunnelState};
 
-/// Largest message the engine may send (acks are tiny).
-const MAX_ENGINE_MESSAGE: usize = 64 * 1024;
+/// Largest message the engine may send: acks are tiny, but a moderator panel's WebSocket
+/// message (a whole scene) can be up to the engine's 1 MiB JSON limit, plus its framing.
+const MAX_ENGINE_MESSAGE: usize = 2 * 1024 * 1024;
 /// Initial read buffer of a link (grows for a larger message, up to MAX_ENGINE_MESSAGE).
 const LINK_READ_BUFFER: usize = 4 * 1024;
 /// Bytes gathered before a write to the link's socket.
@@ -54,17 +56,82 @@ pub(crate) struct LinkShared {
     replaced: Notify,
     /// Flips to true when the link's task has ended.
     finished: watch::Sender<bool>,
+    /// Moderator stream messages for the engine, written by the link's task.
+    outbound: mpsc::Sender<RelayMessage>,
+    /// Open moderator streams: where the engine's messages for each go.
+    streams: Mutex<HashMap<u64, mpsc::UnboundedSender<EngineMessage>>>,
+    next_stream: AtomicU64,
 }
 
+/// Stream messages queued for one link before a sender waits.
+const OUTBOUND_QUEUE: usize = 256;
+
 impl LinkShared {
-    fn new(id: u64) -> Self {
-        Self {
+    fn new(id: u64) -> (Self, mpsc::Receiver<RelayMessage>) {
+        let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let link = Self {
             id,
             notify: Notify::new(),
             evicted: AtomicBool::new(false),
             replaced: Notify::new(),
             finished: watch::channel(false).0,
+            outbound,
+            streams: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(1),
+        };
+        (link, rx)
+    }
+
+    /// Registers a new moderator stream; the engine's messages for it arrive on the receiver,
+    /// which closes when the link ends.
+    pub(crate) fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<EngineMessage>) {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        (id, rx)
+    }
+
+    /// Forgets a stream (its handler is done with it).
+    pub(crate) fn forget_stream(&self, id: u64) {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Queues a stream message for the engine; `false` when the link is gone.
+    pub(crate) async fn to_engine(&self, message: RelayMessage) -> bool {
+        self.outbound.send(message).await.is_ok()
+    }
+
+    /// Queues a stream message without waiting (credits, closes from `Drop`); when the queue
+    /// is full it is sent from a task of its own.
+    pub(crate) fn to_engine_soon(&self, message: RelayMessage) {
+        if let Err(mpsc::error::TrySendError::Full(message)) = self.outbound.try_send(message) {
+            let outbound = self.outbound.clone();
+            tokio::spawn(async move {
+                let _ = outbound.send(message).await;
+            });
         }
+    }
+
+    /// Hands an engine message to its stream; unknown streams (already closed) are ignored.
+    fn dispatch(&self, stream: u64, message: EngineMessage) {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = streams.get(&stream) {
+            let _ = tx.send(message);
+        }
+    }
+
+    /// Ends every stream: their handlers see the engine gone.
+    fn drop_streams(&self) {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Something new was committed (and maybe evicted) for this tunnel.
@@ -139,7 +206,8 @@ enum End {
 
 async fn run(relay: Relay, tunnel: Arc<TunnelState>, last_seq: u64, socket: WebSocket) {
     relay.metrics().link_opened();
-    let link = Arc::new(LinkShared::new(relay.next_link_id()));
+    let (link, mut outbound) = LinkShared::new(relay.next_link_id());
+    let link = Arc::new(link);
     let previous = tunnel
         .link
         .lock()
@@ -153,7 +221,11 @@ async fn run(relay: Relay, tunnel: Arc<TunnelState>, last_seq: u64, socket: WebS
         let _ = tokio::time::timeout(REPLACE_WAIT, done.wait_for(|d| *d)).await;
     }
     tracing::info!(tunnel = %tunnel.id, last_seq, "engine link attached");
-    let end = drive(&relay, &tunnel, &link, last_seq, socket).await;
+    let end = drive(&relay, &tunnel, &link, last_seq, socket, &mut outbound).await;
+    // Refuse new stream messages first, then end the open streams: a handler either fails to
+    // queue or sees its stream end, never waits for an answer that cannot come.
+    drop(outbound);
+    link.drop_streams();
     {
         let mut slot = tunnel.link.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_some_and(|l| l.id == link.id) {
@@ -189,6 +261,20 @@ async fn close(tx: &mut Sink, code: u16, reason: &'static str) {
         reason: reason.into(),
     };
     let _ = tx.send(Message::Close(Some(frame))).await;
+}
+
+/// The stream an engine message belongs to, for those that belong to one.
+fn stream_of(message: &EngineMessage) -> Option<u64> {
+    match message {
+        EngineMessage::HttpResponse(m) => Some(m.stream),
+        EngineMessage::Data(m) => Some(m.stream),
+        EngineMessage::WsMessage(m) => Some(m.stream),
+        EngineMessage::Window(m) => Some(m.stream),
+        EngineMessage::Close(m) => Some(m.stream),
+        EngineMessage::Ack { .. } | EngineMessage::EvictedSeen { .. } | EngineMessage::Unknown => {
+            None
+        }
+    }
 }
 
 fn db(e: RelayError) -> End {
@@ -241,6 +327,7 @@ async fn drive(
     link: &LinkShared,
     last_seq: u64,
     socket: WebSocket,
+    outbound: &mut mpsc::Receiver<RelayMessage>,
 ) -> End {
     let (mut tx, mut rx) = socket.split();
     let mut shutdown = relay.shutdown_signal();
@@ -322,8 +409,29 @@ async fn drive(
                             return db(e);
                         }
                     }
-                    Ok(_) => {}
+                    Ok(message) => {
+                        if let Some(stream) = stream_of(&message) {
+                            link.dispatch(stream, message);
+                        }
+                    }
                     Err(e) => tracing::debug!(tunnel = %tunnel.id, error = %e, "ignored an unreadable engine message"),
+                }
+            }
+            Some(message) = outbound.recv() => {
+                // Stream messages: send what is queued together, then flush once.
+                let mut batch = 0;
+                let mut next = Some(message);
+                while let Some(message) = next.take() {
+                    if let Err(end) = feed(&mut tx, &message).await {
+                        return end;
+                    }
+                    batch += 1;
+                    if batch < 64 {
+                        next = outbound.try_recv().ok();
+                    }
+                }
+                if let Err(e) = tx.flush().await {
+                    return End::Failed(e.to_string());
                 }
             }
             _ = ping.tick() => {

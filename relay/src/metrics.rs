@@ -28,6 +28,8 @@ pub(crate) struct Metrics {
     sent: AtomicU64,
     links_opened: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Moderator door answers by status.
+    door: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl Metrics {
@@ -47,6 +49,11 @@ impl Metrics {
 
     pub(crate) fn sent(&self, n: u64) {
         self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn door(&self, status: u16) {
+        let mut door = self.door.lock().unwrap_or_else(|p| p.into_inner());
+        *door.entry(status).or_default() += 1;
     }
 
     pub(crate) fn link_opened(&self) {
@@ -121,6 +128,17 @@ pub(crate) async fn metrics(
         let _ = writeln!(
             out,
             "stagehand_relay_webhooks_refused_total{{code=\"{code}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP stagehand_relay_moderator_requests_total Moderator door requests (WebSocket opens included), by status.\n\
+         # TYPE stagehand_relay_moderator_requests_total counter"
+    );
+    for (status, n) in m.door.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(
+            out,
+            "stagehand_relay_moderator_requests_total{{status=\"{status}\"}} {n}"
         );
     }
     counter(

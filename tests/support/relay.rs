@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stagehand_relay::{Clock, Limits, Relay, RelayConfig, RelayError, SystemClock};
+use stagehand_relay::{Clock, DoorLimits, Limits, Relay, RelayConfig, RelayError, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -61,11 +61,23 @@ impl TestRelay {
     /// A relay with these limits and this clock (a [`FrozenClock`] makes the rate limit
     /// exact: no token refills while the test runs, however slow the machine).
     pub async fn start_with_clock(limits: Limits, clock: Arc<dyn Clock>) -> Self {
+        Self::start_configured(|config| {
+            config.limits = limits;
+            config.clock = clock;
+        })
+        .await
+    }
+
+    /// A relay with these moderator door limits.
+    pub async fn start_with_door(door: DoorLimits) -> Self {
+        Self::start_configured(|config| config.door = door).await
+    }
+
+    async fn start_configured(configure: impl FnOnce(&mut RelayConfig)) -> Self {
         crate::logs();
         let temp = tempfile::tempdir().expect("temp dir");
         let mut config = RelayConfig::new(temp.path());
-        config.limits = limits;
-        config.clock = clock;
+        configure(&mut config);
         let relay = open(config.clone()).await;
         let tunnel = relay.create_tunnel().await.expect("creates a tunnel");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
@@ -119,6 +131,11 @@ impl TestRelay {
         let mut options = Options::default();
         options.env.extend(self.engine_env());
         options
+    }
+
+    /// The moderator door's URL for an engine path (`/moderator`, `/m/{key}`).
+    pub fn door_url(&self, path: &str) -> String {
+        format!("{}/t/{}{path}", self.url, self.tunnel_id)
     }
 
     /// The public URL a sender posts to, for an engine path and a query string (may be empty).

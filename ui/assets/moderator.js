@@ -26,6 +26,10 @@
     chat_box: 'chat box', chart: 'chart',
   };
   const EDITABLE = ['x', 'y', 'w', 'h', 'visible'];
+  const OFFLINE = 1013; // the relay's close code when the streamer's app went offline
+  // The panel is `${BASE}/moderator`: BASE is empty on the streamer's machine and the LAN, and
+  // `/t/{tunnel}` through the relay; every request the panel makes stays under it.
+  const BASE = location.pathname.replace(/\/moderator\/?$/, '');
 
   const root = document.getElementById('moderator');
   if (!root) return;
@@ -67,7 +71,10 @@
   function setState(state) {
     const was = status.state;
     status.state = state;
-    const words = { connecting: 'connecting…', open: 'connected', closed: 'reconnecting…', ended: 'access ended' };
+    const words = {
+      connecting: 'connecting…', open: 'connected', closed: 'reconnecting…', ended: 'access ended',
+      offline: "the streamer's app is offline; waiting for it…",
+    };
     if (els.connection) {
       els.connection.textContent = words[state] || state;
       els.connection.className = `badge ${state === 'open' ? 'ok' : state === 'connecting' ? '' : 'bad'}`;
@@ -341,9 +348,9 @@
 
   function connect() {
     if (ended) return;
-    setState('connecting');
+    setState(status.state === 'offline' ? 'offline' : 'connecting');
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}/ws/moderator`);
+    const ws = new WebSocket(`${scheme}//${location.host}${BASE}/ws/moderator`);
     socket = ws;
     let opened = false;
     ws.onopen = () => { opened = true; setState('open'); };
@@ -357,7 +364,7 @@
       socket = null;
       connectionLost();
       if (event.code === ACCESS_ENDED) return endAccess();
-      setState('closed');
+      setState(event.code === OFFLINE || status.state === 'offline' ? 'offline' : 'closed');
       // A refused handshake shows up as a bare 1006: ask the panel page itself whether the
       // session still exists before retrying forever.
       if (!opened) sessionGone().then((gone) => (gone ? endAccess() : scheduleReconnect()));
@@ -368,7 +375,9 @@
 
   async function sessionGone() {
     try {
-      const response = await fetch('/moderator', { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' });
+      const response = await fetch(`${BASE}/moderator`, { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' });
+      // Through the relay, a streamer whose app is not running answers for the relay.
+      if (response.headers.get('x-stagehand-offline')) setState('offline');
       return response.status === 401 || response.status === 410;
     } catch {
       return false; // Stagehand is down: keep trying

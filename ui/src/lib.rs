@@ -34,8 +34,14 @@ fn Page(
     /// must work without script sets `strict-origin` (origin only, never the path).
     #[prop(optional)]
     referrer: Option<&'static str>,
+    /// Path prefix of every link on the page: empty on this machine, `/t/{tunnel}` when the
+    /// page reached a moderator through the relay.
+    #[prop(optional)]
+    base: String,
     children: Children,
 ) -> impl IntoView {
+    let stylesheet = format!("{base}/ui/style.css");
+    let script = script.map(|src| format!("{base}{src}"));
     view! {
         <html lang="en">
             <head>
@@ -44,7 +50,7 @@ fn Page(
                 <meta name="color-scheme" content="light dark" />
                 {referrer.map(|policy| view! { <meta name="referrer" content=policy /> })}
                 <title>{title}</title>
-                <link rel="stylesheet" href="/ui/style.css" />
+                <link rel="stylesheet" href=stylesheet />
                 {script.map(|src| view! { <script src=src defer></script> })}
             </head>
             <body>{children()}</body>

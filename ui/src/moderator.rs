@@ -26,6 +26,8 @@ pub struct ModeratorView {
     pub scopes: Vec<String>,
     /// When the session ends (RFC 3339).
     pub expires_at: String,
+    /// Path prefix of the panel's links: empty locally, `/t/{tunnel}` through the relay.
+    pub base: String,
 }
 
 impl ModeratorView {
@@ -63,19 +65,21 @@ fn readable_time(rfc3339: &str) -> String {
 }
 
 /// `GET /m/{key}`: posts the key to open the session. The key is in the hidden input and
-/// nowhere else on the page.
-pub fn moderator_link_page(key: &str) -> String {
+/// nowhere else on the page. `base` prefixes every link (`/t/{tunnel}` through the relay).
+pub fn moderator_link_page(key: &str, base: &str) -> String {
     let key = key.to_owned();
+    let action = format!("{base}/api/moderator-keys/consume");
     let body = view! {
         <Page
             title="Moderator link · Stagehand".to_owned()
             script=Some("/ui/moderator-link.js")
             referrer="strict-origin"
+            base=base.to_owned()
         >
             <main class="narrow">
                 <section class="card">
                     <h1>"Opening the moderator panel…"</h1>
-                    <form id="consume" method="post" action="/api/moderator-keys/consume">
+                    <form id="consume" method="post" action=action>
                         <input type="hidden" name="key" value=key />
                         <p class="muted">
                             "This link works once. If the panel does not open by itself, press the button."
@@ -91,9 +95,9 @@ pub fn moderator_link_page(key: &str) -> String {
 
 /// The answer to a link that was already used, has expired or never existed (deliberately the
 /// same words for all three, as the server gives the same status).
-pub fn moderator_link_refused_page() -> String {
+pub fn moderator_link_refused_page(base: &str) -> String {
     let body = view! {
-        <Page title="Link no longer valid · Stagehand".to_owned() script=None>
+        <Page title="Link no longer valid · Stagehand".to_owned() script=None base=base.to_owned()>
             <main class="narrow">
                 <section class="card">
                     <h1 id="refused">
@@ -110,9 +114,9 @@ pub fn moderator_link_refused_page() -> String {
 }
 
 /// `GET /moderator` with a session that has ended (revoked by the streamer, or expired).
-pub fn moderator_access_ended_page() -> String {
+pub fn moderator_access_ended_page(base: &str) -> String {
     let body = view! {
-        <Page title="Access ended · Stagehand".to_owned() script=None>
+        <Page title="Access ended · Stagehand".to_owned() script=None base=base.to_owned()>
             <main class="narrow">
                 <section class="card">
                     <h1 id="ended">"Your moderator access has ended."</h1>
@@ -145,7 +149,7 @@ pub fn moderator_panel_page(view: &ModeratorView) -> String {
         view.may("obs.scenes"),
     );
     let body = view! {
-        <Page title="Moderator · Stagehand".to_owned() script=Some("/ui/moderator.js")>
+        <Page title="Moderator · Stagehand".to_owned() script=Some("/ui/moderator.js") base=view.base.clone()>
             <header class="bar">
                 <h1>"Stagehand moderator"</h1>
                 <span id="connection" class="badge">"connecting…"</span>
@@ -277,13 +281,43 @@ mod tests {
             label: "Sam <script>alert(1)</script> & co".into(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             expires_at: "2026-05-01T18:30:00.000Z".into(),
+            base: String::new(),
         }
+    }
+
+    #[test]
+    fn through_the_relay_every_link_carries_the_tunnel_prefix() {
+        let link = moderator_link_page("k3y", "/t/tun_1");
+        assert!(
+            link.contains(r#"action="/t/tun_1/api/moderator-keys/consume""#),
+            "{link}"
+        );
+        assert!(
+            link.contains(r#"src="/t/tun_1/ui/moderator-link.js""#),
+            "{link}"
+        );
+        assert!(link.contains(r#"href="/t/tun_1/ui/style.css""#), "{link}");
+        let panel = moderator_panel_page(&ModeratorView {
+            base: "/t/tun_1".into(),
+            ..view(&["scene.edit"])
+        });
+        assert!(
+            panel.contains(r#"src="/t/tun_1/ui/moderator.js""#),
+            "{panel}"
+        );
+        assert!(
+            !panel.contains(r#""/ui/"#),
+            "no link may leave the prefix: {panel}"
+        );
+        assert!(
+            moderator_access_ended_page("/t/tun_1").contains(r#"href="/t/tun_1/ui/style.css""#)
+        );
     }
 
     #[test]
     fn link_page_holds_the_key_only_in_its_hidden_input() {
         let key = "k3yK3yk3y-_0123456789abcdefXYZ";
-        let html = moderator_link_page(key);
+        let html = moderator_link_page(key, "");
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("Opening the moderator panel…"));
         assert!(
@@ -312,14 +346,14 @@ mod tests {
 
     #[test]
     fn link_page_escapes_a_hostile_key() {
-        let html = moderator_link_page(r#""><script>x</script>"#);
+        let html = moderator_link_page(r#""><script>x</script>"#, "");
         assert!(!html.contains("<script>x"), "{html}");
         assert!(html.contains("&quot;&gt;&lt;script&gt;") || html.contains("&quot;>&lt;script>"));
     }
 
     #[test]
     fn refused_page_says_plainly_what_happened() {
-        let html = moderator_link_refused_page();
+        let html = moderator_link_refused_page("");
         assert!(html.contains(r#"id="refused""#));
         assert!(html.contains(
             "This moderator link was already used or has expired. Ask the streamer for a new one."

@@ -18,6 +18,7 @@ pub mod moderators;
 pub mod obs;
 pub mod overlays;
 pub mod random;
+pub mod relay_door;
 pub mod relay_link;
 mod secret;
 pub mod secrets;
@@ -104,6 +105,7 @@ struct EngineInner {
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
     obs: obs::ObsLink,
     relay: relay_link::RelayLink,
+    relay_door: relay_door::DoorState,
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     tts: tts::Tts,
@@ -201,6 +203,7 @@ impl Engine {
                 moderator_revocations: moderators::revocations(),
                 obs: obs_link,
                 relay: relay_link,
+                relay_door: relay_door::DoorState::new()?,
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
                 tts,

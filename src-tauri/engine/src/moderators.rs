@@ -120,6 +120,36 @@ pub struct ModeratorSession {
     /// Ends (Unix ms).
     #[serde(skip)]
     pub expires_ms: i64,
+    /// How the session was opened.
+    pub via: Via,
+}
+
+/// How a moderator reached Stagehand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// This machine or the LAN.
+    Local,
+    /// Through the streamer's relay.
+    Relay,
+}
+
+impl Via {
+    /// The wire and database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Local => "local",
+            Via::Relay => "relay",
+        }
+    }
+
+    fn from_text(text: &str) -> Self {
+        if text == "relay" {
+            Via::Relay
+        } else {
+            Via::Local
+        }
+    }
 }
 
 impl ModeratorSession {
@@ -214,10 +244,11 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModeratorSession> {
         created_at: rfc3339(r.get(4)?),
         expires_at: rfc3339(expires_ms),
         expires_ms,
+        via: Via::from_text(&r.get::<_, String>(6)?),
     })
 }
 
-const SESSION_COLUMNS: &str = "id, label, scopes, streamer_id, created_ms, expires_ms";
+const SESSION_COLUMNS: &str = "id, label, scopes, streamer_id, created_ms, expires_ms, via";
 
 /// Broadcast of revoked session ids, so open sockets close at once.
 pub(crate) fn revocations() -> broadcast::Sender<String> {
@@ -311,6 +342,7 @@ impl Engine {
         &self,
         key: &str,
         client: Option<String>,
+        via: Via,
     ) -> Result<OpenedSession, EngineError> {
         let hash = hash_token(key);
         let now = self.now_ms();
@@ -342,8 +374,8 @@ impl Engine {
                 let expires_ms = now.saturating_add(ttl_ms);
                 tx.execute(
                     "INSERT INTO moderator_sessions
-                     (id, token_hash, label, scopes, streamer_id, client, created_ms, expires_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     (id, token_hash, label, scopes, streamer_id, client, created_ms, expires_ms, via)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
                         sid,
                         token_hash,
@@ -352,7 +384,8 @@ impl Engine {
                         streamer_id,
                         who,
                         now,
-                        expires_ms
+                        expires_ms,
+                        via.as_str()
                     ],
                 )?;
                 tx.commit()?;
@@ -364,6 +397,7 @@ impl Engine {
                     created_at: rfc3339(now),
                     expires_at: rfc3339(expires_ms),
                     expires_ms,
+                    via,
                 }))
             })
             .await?;
@@ -375,7 +409,8 @@ impl Engine {
                     .audit(
                         AuditEntry::new(&session.actor(), "moderator.key.consume", Outcome::Ok)
                             .target(session.id.clone())
-                            .client(client),
+                            .client(client)
+                            .detail(serde_json::json!({ "via": via.as_str() })),
                     )
                     .await
                 {
@@ -389,7 +424,8 @@ impl Engine {
             None => {
                 self.audit(
                     AuditEntry::new("anonymous", "moderator.key.consume", Outcome::Denied)
-                        .client(client),
+                        .client(client)
+                        .detail(serde_json::json!({ "via": via.as_str() })),
                 )
                 .await?;
                 Err(ModeratorError::InvalidKey.into())
@@ -556,15 +592,16 @@ impl Engine {
         if !session.may(scope) {
             self.audit(
                 AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
-                    .detail(serde_json::json!({ "reason": "scope", "scope": scope.as_str() })),
+                    .detail(serde_json::json!({ "reason": "scope", "scope": scope.as_str(), "via": session.via.as_str() })),
             )
             .await?;
             return Err(ModeratorError::ScopeDenied(what).into());
         }
         if let Err(why) = self.moderator_content_check(&action).await {
             self.audit(
-                AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
-                    .detail(serde_json::json!({ "reason": "content" })),
+                AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied).detail(
+                    serde_json::json!({ "reason": "content", "via": session.via.as_str() }),
+                ),
             )
             .await?;
             return Err(why);
@@ -595,7 +632,8 @@ impl Engine {
         };
         self.audit(
             AuditEntry::new(&actor, &format!("moderator.{name}"), outcome)
-                .target(session.id.clone()),
+                .target(session.id.clone())
+                .detail(serde_json::json!({ "via": session.via.as_str() })),
         )
         .await?;
         result

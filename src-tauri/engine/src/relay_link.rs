@@ -42,6 +42,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most deliveries committed in one transaction. The relay keeps up to its window (1,000
 /// by default) unacknowledged on the wire; a run is what has already arrived.
 const MAX_RUN: usize = 256;
+/// Moderator stream messages queued for the relay before a stream waits.
+const DOOR_QUEUE: usize = 256;
 
 /// One frame from the relay, read.
 enum Frame {
@@ -401,6 +403,9 @@ impl Engine {
     /// `ack`: a backlog drains at the speed of SQLite, not of one round trip per webhook.
     async fn relay_run(&self, socket: Socket, tunnel: &str) -> Ended {
         let (mut tx, mut rx) = socket.split();
+        // Moderator streams answer through this queue; dropping the door ends them all.
+        let (door_tx, mut door_rx) = tokio::sync::mpsc::channel(DOOR_QUEUE);
+        let mut door = crate::relay_door::Door::new(self.clone(), door_tx);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut heard = tokio::time::Instant::now();
@@ -413,6 +418,25 @@ impl Engine {
                     frame = rx.next() => {
                         heard = tokio::time::Instant::now();
                         Frame::read(frame)
+                    }
+                    Some(message) = door_rx.recv() => {
+                        // Moderator stream messages: what is queued goes out with one flush.
+                        let mut next = Some(message);
+                        let mut sent = 0;
+                        while let Some(message) = next.take() {
+                            let text = serde_json::to_string(&message).unwrap_or_default();
+                            if tx.feed(tungstenite::Message::Text(text.into())).await.is_err() {
+                                return Ended::Lost("the connection to the relay broke".into());
+                            }
+                            sent += 1;
+                            if sent < 64 {
+                                next = door_rx.try_recv().ok();
+                            }
+                        }
+                        if tx.flush().await.is_err() {
+                            return Ended::Lost("the connection to the relay broke".into());
+                        }
+                        continue;
                     }
                     _ = ping.tick() => {
                         if heard.elapsed() > SILENCE_LIMIT {
@@ -466,6 +490,10 @@ impl Engine {
                     continue;
                 }
                 Frame::Message(RelayMessage::Unknown) => continue,
+                Frame::Message(stream_message) => {
+                    door.handle(stream_message);
+                    continue;
+                }
             };
             let reply = serde_json::to_string(&reply).unwrap_or_default();
             if tx

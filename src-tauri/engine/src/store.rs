@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_stale",
         include_str!("../migrations/0007_webhook_stale.sql"),
     ),
+    (
+        8,
+        "moderator_via",
+        include_str!("../migrations/0008_moderator_via.sql"),
+    ),
 ];
 
 /// Errors from the store.

@@ -12,6 +12,15 @@
 //! them once acknowledged. The engine acknowledges a sequence only after it has committed the
 //! delivery; an acknowledgement covers every lower sequence too. On reconnect the relay
 //! resends everything above the sequence the engine names.
+//!
+//! The same link also carries the moderator surface (the relay's `/t/{tunnel_id}/…` door):
+//! HTTP requests and WebSocket streams, multiplexed by a stream id the relay picks. The relay
+//! opens a stream with [`HttpRequest`]; the engine answers with [`HttpResponse`] (for a
+//! WebSocket, status 101 accepts it); bodies travel as [`StreamData`] chunks and WebSocket
+//! messages as [`StreamWsMessage`], each side sending at most [`STREAM_WINDOW`] bytes ahead of
+//! the [`StreamWindow`] credits the other side returns as it passes them on; either side ends
+//! a stream with [`StreamClose`]. Only paths for which [`moderator_surface`] holds are ever
+//! opened, and the relay stores none of it.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +61,16 @@ pub enum RelayMessage {
         /// The last dropped sequence.
         last_seq: u64,
     },
+    /// A moderator's request (or WebSocket upgrade) opens a stream.
+    HttpRequest(HttpRequest),
+    /// A chunk of a request body.
+    Data(StreamData),
+    /// A message from the moderator's WebSocket.
+    WsMessage(StreamWsMessage),
+    /// Credit for the engine to send more on a stream.
+    Window(StreamWindow),
+    /// The moderator went away, or the relay gave up on the stream.
+    Close(StreamClose),
     /// A message type this side does not know (newer peer); ignored.
     #[serde(other)]
     Unknown,
@@ -71,9 +90,166 @@ pub enum EngineMessage {
         /// The `last_seq` of the report.
         last_seq: u64,
     },
+    /// The status and headers that answer a stream's request.
+    HttpResponse(HttpResponse),
+    /// A chunk of a response body.
+    Data(StreamData),
+    /// A message for the moderator's WebSocket.
+    WsMessage(StreamWsMessage),
+    /// Credit for the relay to send more on a stream.
+    Window(StreamWindow),
+    /// The engine ended the stream (a WebSocket close, or a failure).
+    Close(StreamClose),
     /// A message type this side does not know (newer peer); ignored.
     #[serde(other)]
     Unknown,
+}
+
+/// Bytes (body bytes, or WebSocket payload bytes) either side may send on one stream ahead of
+/// the other side's [`StreamWindow`] credits.
+pub const STREAM_WINDOW: u32 = 256 * 1024;
+
+/// The largest body chunk in one [`StreamData`].
+pub const STREAM_CHUNK: usize = 16 * 1024;
+
+/// A moderator's request, as the relay received it under `/t/{tunnel_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// The stream id, unique on this link.
+    pub stream: u64,
+    /// `GET`, `HEAD`, `POST`.
+    pub method: String,
+    /// The engine path (the part after `/t/{tunnel_id}`), starting with `/`.
+    pub path: String,
+    /// The query string, without `?` (may be empty).
+    #[serde(default)]
+    pub query: String,
+    /// The headers in [`TUNNELLED_REQUEST_HEADERS`], lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The moderator's address as the relay saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// A WebSocket upgrade: the engine answers 101 to accept it.
+    #[serde(default)]
+    pub websocket: bool,
+    /// Whether a body follows in [`StreamData`] chunks (the last has `fin`).
+    #[serde(default)]
+    pub has_body: bool,
+}
+
+/// The engine's answer to an [`HttpRequest`]; the body follows in [`StreamData`] chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// The stream it answers.
+    pub stream: u64,
+    /// The status; 101 accepts a WebSocket.
+    pub status: u16,
+    /// Response headers, hop-by-hop ones removed.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A chunk of a body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamData {
+    /// The stream.
+    pub stream: u64,
+    /// Up to [`STREAM_CHUNK`] bytes, standard base64.
+    pub data_b64: String,
+    /// The body ends with this chunk.
+    #[serde(default)]
+    pub fin: bool,
+}
+
+/// One WebSocket message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamWsMessage {
+    /// The stream.
+    pub stream: u64,
+    /// A text message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A binary message, standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_b64: Option<String>,
+}
+
+impl StreamWsMessage {
+    /// The bytes this message counts against the stream's window (at least 1).
+    pub fn cost(&self) -> u32 {
+        let len = self.text.as_ref().map_or(0, String::len)
+            + self.binary_b64.as_ref().map_or(0, |b| b.len() / 4 * 3);
+        u32::try_from(len).unwrap_or(u32::MAX).max(1)
+    }
+}
+
+/// Credit: the receiver passed `bytes` on, so the sender may send that many more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamWindow {
+    /// The stream.
+    pub stream: u64,
+    /// How many bytes were passed on.
+    pub bytes: u32,
+}
+
+/// The end of a stream. For a WebSocket, its close code and reason; for a request, an abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamClose {
+    /// The stream.
+    pub stream: u64,
+    /// WebSocket close code, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    /// Why, in words.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The request headers the relay passes through a stream; everything else is dropped (the
+/// moderator's browser must not be able to speak for the relay).
+pub const TUNNELLED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "cache-control",
+    "content-type",
+    "cookie",
+    "if-match",
+    "origin",
+    "user-agent",
+];
+
+/// The path prefix of a tunnel's moderator door on the relay.
+pub fn moderator_prefix(tunnel_id: &str) -> String {
+    format!("/t/{tunnel_id}")
+}
+
+/// Whether `path` is part of the moderator surface: the one-time link page, consuming a key,
+/// the panel, its socket and the panel's static assets. Nothing else is reachable from the
+/// LAN or through the relay. Paths with empty, `.` or `..` segments, percent-escapes or
+/// backslashes are refused outright, so no spelling of a path can leave the surface.
+pub fn moderator_surface(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let clean = !rest.is_empty()
+        && rest.len() <= 512
+        && !rest.contains(['%', '\\'])
+        && !rest.chars().any(char::is_control)
+        && rest
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    if !clean {
+        return false;
+    }
+    let under = |prefix: &str| {
+        rest.strip_prefix(prefix)
+            .is_some_and(|tail| !tail.is_empty() && !tail.contains('/'))
+    };
+    under("m/")
+        || under("ui/")
+        || matches!(
+            rest,
+            "moderator" | "ws/moderator" | "api/moderator-keys/consume"
+        )
 }
 
 /// A webhook as the relay received it: the bytes and the headers that matter, untouched, so
@@ -130,6 +306,74 @@ mod tests {
                 head_seq: 3
             }
         );
+    }
+
+    #[test]
+    fn stream_messages_have_the_documented_shape() {
+        let request: RelayMessage = serde_json::from_str(
+            r#"{"type":"http_request","stream":3,"method":"GET","path":"/moderator","headers":[["cookie","a=b"]]}"#,
+        )
+        .expect("parses");
+        let RelayMessage::HttpRequest(request) = request else {
+            panic!("an http_request: {request:?}");
+        };
+        assert_eq!(
+            (request.stream, request.websocket, request.has_body),
+            (3, false, false)
+        );
+        let window = serde_json::to_value(EngineMessage::Window(StreamWindow {
+            stream: 3,
+            bytes: 10,
+        }))
+        .expect("serialises");
+        assert_eq!(
+            window,
+            serde_json::json!({"type": "window", "stream": 3, "bytes": 10})
+        );
+    }
+
+    #[test]
+    fn the_moderator_surface_is_small_and_has_one_spelling() {
+        for ok in [
+            "/m/abc_DEF-1",
+            "/moderator",
+            "/ws/moderator",
+            "/api/moderator-keys/consume",
+            "/ui/moderator.js",
+            "/ui/style.css",
+        ] {
+            assert!(moderator_surface(ok), "{ok}");
+        }
+        for no in [
+            "/",
+            "",
+            "moderator",
+            "/login",
+            "/session",
+            "/api/status",
+            "/metrics",
+            "/healthz",
+            "/overlays",
+            "/o/ov_x",
+            "/api/moderator-keys/generate",
+            "/api/moderator-sessions",
+            "/api/media",
+            "/media/x",
+            "/ws/events",
+            "/ws/overlay/ov_x",
+            "/webhooks/tradingview",
+            "/m/",
+            "/m/a/b",
+            "/ui/../api/status",
+            "/ui/%2e%2e/api/status",
+            "/ui/x%2fy",
+            "/m/..",
+            "//moderator",
+            "/moderator/",
+            "/ui/a\\b",
+        ] {
+            assert!(!moderator_surface(no), "{no:?} must be refused");
+        }
     }
 
     #[test]

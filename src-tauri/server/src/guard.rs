@@ -14,6 +14,11 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use std::net::IpAddr;
+
+use stagehand_engine::relay_door::{RELAY_CLIENT_HEADER, RELAY_HEADER, RelayDoor};
+use stagehand_protocol::relay::moderator_surface;
+
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -81,14 +86,67 @@ fn has_token(headers: &HeaderMap) -> bool {
 }
 
 /// What a device on the LAN may reach when LAN access is on: the moderator surface and the
-/// panel's assets. The streamer's API, overlays, media uploads and metrics stay loopback-only.
+/// panel's assets (the same surface the relay carries), and `/healthz`. The streamer's API,
+/// overlays, media uploads and metrics stay loopback-only.
 pub fn lan_may_reach(path: &str) -> bool {
-    path.starts_with("/m/")
-        || path.starts_with("/ui/")
-        || matches!(
-            path,
-            "/moderator" | "/ws/moderator" | "/api/moderator-keys/consume" | "/healthz"
+    moderator_surface(path) || path == "/healthz"
+}
+
+/// A request the engine replayed from the relay's moderator door (see
+/// [`stagehand_engine::relay_door`]), as the guard established it.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    /// The relay's origin, the tunnel's path prefix, and whether it is reached over TLS.
+    pub door: RelayDoor,
+    /// The moderator's address as the relay saw it.
+    pub client: Option<IpAddr>,
+}
+
+/// Checks a request that says it came through the relay: it must come from this machine with
+/// this process's door token, for the moderator surface, from the relay's own Origin. Passed,
+/// it carries [`Relayed`] on to the handlers; refused, it never reaches them.
+async fn relayed(state: &AppState, mut request: Request, next: Next, presented: &str) -> Response {
+    let peer_local = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    if !peer_local || !state.engine.relay_door_token_matches(presented) {
+        if state.refusal_log.allow(state.engine.now_ms()) {
+            tracing::warn!(
+                "refused a request with a forged relay mark (further refusals this minute are not logged)"
+            );
+        }
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "relay_mark_invalid",
+            "this request claims to come through the relay and does not",
         )
+        .into_response();
+    }
+    let Some(door) = state.engine.relay_door() else {
+        return ApiError::not_found().into_response();
+    };
+    if !moderator_surface(request.uri().path()) {
+        return ApiError::not_found().into_response();
+    }
+    let headers = request.headers();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or(""));
+    if origin.is_some_and(|o| !o.trim_end_matches('/').eq_ignore_ascii_case(&door.origin)) {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "requests from other sites are not accepted",
+        )
+        .into_response();
+    }
+    let client = headers
+        .get(RELAY_CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<IpAddr>().ok());
+    request.extensions_mut().insert(Relayed { door, client });
+    next.run(request).await
 }
 
 /// Refuses everything but the moderator surface to peers that are not this machine.
@@ -131,6 +189,10 @@ impl RefusalLog {
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let allowed = &state.allowed;
     let headers = request.headers();
+    if let Some(mark) = headers.get(RELAY_HEADER) {
+        let mark = mark.to_str().unwrap_or("").to_owned();
+        return relayed(&state, request, next, &mark).await;
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !host.is_some_and(|h| allowed.host_ok(h)) {
         if state.refusal_log.allow(state.engine.now_ms()) {

@@ -366,6 +366,7 @@ impl Server {
         let mut hosts = config.server.allowed_hosts.clone();
         hosts.extend(lan.iter().map(|ip| format!("{ip}:{}", local.port())));
         let local_url = format!("http://127.0.0.1:{}", local.port());
+        engine.relay_door_target(&local_url);
         let moderator_url = lan.first().map_or_else(
             || local_url.clone(),
             |ip| format!("http://{ip}:{}", local.port()),

@@ -6,20 +6,21 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
 use futures_util::{SinkExt, StreamExt};
 use stagehand_engine::EngineError;
-use stagehand_engine::moderators::{ModeratorAction, ModeratorSession};
+use stagehand_engine::moderators::{ModeratorAction, ModeratorSession, Via};
 
 use crate::AppState;
 use crate::auth::{Streamer, cookie};
 use crate::error::ApiError;
+use crate::guard::Relayed;
 
 /// The moderator session cookie (separate from the streamer's).
 pub const MODERATOR_COOKIE: &str = "stagehand_moderator";
@@ -144,8 +145,16 @@ pub async fn generate(
         .engine
         .moderator_key_generate(&label, &scopes, ttl, streamer_id)
         .await?;
-    let link = format!("{}/m/{}", state.moderator_url, made.key.expose());
-    let local_link = format!("{}/m/{}", state.local_url, made.key.expose());
+    // With a relay configured, moderators anywhere get the relay's link; the local (or LAN)
+    // one stays in the answer for someone in the same room.
+    let local_link = format!("{}/m/{}", state.moderator_url, made.key.expose());
+    let relay_link = state.engine.relay_moderator_link(made.key.expose());
+    let link = relay_link.clone().unwrap_or_else(|| local_link.clone());
+    let local_link = if state.moderator_url == state.local_url {
+        local_link
+    } else {
+        format!("{}/m/{}", state.local_url, made.key.expose())
+    };
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -153,6 +162,7 @@ pub async fn generate(
             "key": made.key.expose(),
             "link": link,
             "local_link": local_link,
+            "relay_link": relay_link,
             "expires_at": stagehand_engine::clock::rfc3339(made.expires_ms),
             "scopes": made.scopes,
         })),
@@ -160,9 +170,26 @@ pub async fn generate(
         .into_response())
 }
 
-fn session_cookie(token: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+/// The path prefix of a moderator's pages: `/t/{tunnel}` through the relay, else nothing.
+fn base(relayed: Option<&Relayed>) -> &str {
+    relayed.map_or("", |r| r.door.prefix.as_str())
+}
+
+/// The session cookie, scoped to the relay's tunnel path (and `Secure` over TLS) when the
+/// moderator came through the relay, so it is never sent to anything else on the relay's name.
+fn session_cookie(
+    token: &str,
+    max_age: i64,
+    relayed: Option<&Relayed>,
+) -> Result<HeaderValue, ApiError> {
+    let path = format!("{}/", base(relayed));
+    let secure = if relayed.is_some_and(|r| r.door.secure) {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
-        "{MODERATOR_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{MODERATOR_COOKIE}={token}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={}{secure}",
         max_age.max(0)
     ))
     .map_err(|_| {
@@ -174,14 +201,14 @@ fn session_cookie(token: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
     })
 }
 
-fn refused_page(status: StatusCode) -> Response {
+fn refused_page(status: StatusCode, relayed: Option<&Relayed>) -> Response {
     (
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
         ],
-        Html(stagehand_ui::moderator_link_refused_page()),
+        Html(stagehand_ui::moderator_link_refused_page(base(relayed))),
     )
         .into_response()
 }
@@ -190,28 +217,35 @@ fn refused_page(status: StatusCode) -> Response {
 pub async fn consume(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    relayed: Option<Extension<Relayed>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if let Err(retry) = state
-        .consume_limiter
-        .check(peer.ip(), state.engine.now_ms())
-    {
+    let relayed = relayed.map(|Extension(r)| r);
+    let relayed = relayed.as_ref();
+    // Through the relay the TCP peer is this engine; the relay names the moderator.
+    let client = relayed.and_then(|r| r.client).unwrap_or(peer.ip());
+    if let Err(retry) = state.consume_limiter.check(client, state.engine.now_ms()) {
         return Ok(crate::auth::rate_limited(retry));
     }
     let form = is_form(&headers);
     let map = fields(&headers, &body?)?;
     let key = string_field(&map, "key")?.unwrap_or_default();
+    let via = if relayed.is_some() {
+        Via::Relay
+    } else {
+        Via::Local
+    };
     match state
         .engine
-        .moderator_key_consume(&key, Some(peer.ip().to_string()))
+        .moderator_key_consume(&key, Some(client.to_string()), via)
         .await
     {
         Ok(opened) => {
             let max_age = (opened.session.expires_ms - state.engine.now_ms()) / 1000;
-            let cookie = session_cookie(opened.token.expose(), max_age)?;
+            let cookie = session_cookie(opened.token.expose(), max_age, relayed)?;
             let mut response = if form {
-                Redirect::to("/moderator").into_response()
+                Redirect::to(&format!("{}/moderator", base(relayed))).into_response()
             } else {
                 Json(serde_json::json!({
                     "session": opened.token.expose(),
@@ -226,27 +260,33 @@ pub async fn consume(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(response)
         }
-        Err(EngineError::Moderator(_)) if form => Ok(refused_page(StatusCode::UNAUTHORIZED)),
+        Err(EngineError::Moderator(_)) if form => {
+            Ok(refused_page(StatusCode::UNAUTHORIZED, relayed))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 /// `GET /m/{key}` — a page that opens the panel by posting the key (never consumed by a GET, so
 /// link previews cannot burn it).
-pub async fn link_page(Path(key): Path<String>) -> Response {
+pub async fn link_page(Path(key): Path<String>, relayed: Option<Extension<Relayed>>) -> Response {
+    let relayed = relayed.map(|Extension(r)| r);
     if key.len() > 128
         || !key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return refused_page(StatusCode::UNAUTHORIZED);
+        return refused_page(StatusCode::UNAUTHORIZED, relayed.as_ref());
     }
     (
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
         ],
-        Html(stagehand_ui::moderator_link_page(&key)),
+        Html(stagehand_ui::moderator_link_page(
+            &key,
+            base(relayed.as_ref()),
+        )),
     )
         .into_response()
 }
@@ -267,8 +307,11 @@ async fn moderator_from(
 /// `GET /moderator` — the panel, for a live moderator session.
 pub async fn panel(
     State(state): State<AppState>,
+    relayed: Option<Extension<Relayed>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let relayed = relayed.map(|Extension(r)| r);
+    let prefix = base(relayed.as_ref()).to_owned();
     let Some(session) = moderator_from(&state, &headers, &HashMap::new()).await? else {
         // A cookie that no longer opens anything means access ended (revoked or expired);
         // no cookie at all means the link was never opened here.
@@ -279,11 +322,11 @@ pub async fn panel(
                     (header::CACHE_CONTROL, "no-store"),
                     (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
                 ],
-                Html(stagehand_ui::moderator_access_ended_page()),
+                Html(stagehand_ui::moderator_access_ended_page(&prefix)),
             )
                 .into_response());
         }
-        return Ok(refused_page(StatusCode::UNAUTHORIZED));
+        return Ok(refused_page(StatusCode::UNAUTHORIZED, relayed.as_ref()));
     };
     let view = stagehand_ui::ModeratorView {
         label: session.label.clone(),
@@ -293,6 +336,7 @@ pub async fn panel(
             .map(|s| s.as_str().to_owned())
             .collect(),
         expires_at: session.expires_at.clone(),
+        base: prefix,
     };
     Ok((
         [

@@ -1,0 +1,503 @@
+//! Remote moderators through the relay: a one-time link on the relay (`/t/{tunnel}/m/{key}`)
+//! opens the moderator panel over the link the engine keeps open, and nothing but the
+//! moderator surface is reachable that way. A real `stagehand-relay` in process, the real
+//! engine and server, real HTTP and WebSockets on loopback.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use stagehand_relay::DoorLimits;
+use support::relay::{TestRelay, connect_page, next_json_within, relay_status_within};
+use support::{Options, Socket, TestApp, error_code};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Generous: every wait ends as soon as what it waits for happens.
+const LINK_SECS: u64 = 30;
+
+/// An engine linked to the relay its `options` name, with an overlay holding one text layer.
+async fn linked_engine(options: Options) -> (TestApp, String, String) {
+    link_and_fill(TestApp::start_with(options).await).await
+}
+
+async fn link_and_fill(app: TestApp) -> (TestApp, String, String) {
+    let mut events = app.engine.events().subscribe();
+    app.engine.relay_start();
+    relay_status_within(&mut events, "linked", LINK_SECS).await;
+    let overlay = app.create_overlay("Main").await;
+    let id = overlay["overlayId"].as_str().unwrap().to_owned();
+    let saved = app
+        .save_scene(
+            &id,
+            1,
+            json!([{ "id": "title", "kind": "text", "x": 40, "y": 40, "w": 600, "h": 80, "z": 1,
+                     "props": { "text": "Hello" } }]),
+        )
+        .await;
+    assert_eq!(saved.status(), 200);
+    (app, id, overlay["signedUrl"].as_str().unwrap().to_owned())
+}
+
+/// A client for the relay that keeps cookies to itself (the test reads them) and never
+/// follows redirects.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn generate(app: &TestApp, scopes: &[&str]) -> Value {
+    let response = app
+        .post_as_streamer("/api/moderator-keys/generate")
+        .json(&json!({ "label": "Remote Sam", "scopes": scopes, "ttl_seconds": 600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// Posts the key as the link page's form does, from the relay's own origin.
+async fn consume(relay: &TestRelay, key: &str) -> reqwest::Response {
+    client()
+        .post(relay.door_url("/api/moderator-keys/consume"))
+        .header("origin", &relay.url)
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session cookie (`name=value`) and its attributes from a consume answer.
+fn session_cookie(response: &reqwest::Response) -> (String, String) {
+    let set = response
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let pair = set.split(';').next().unwrap().trim().to_owned();
+    (pair, set)
+}
+
+/// Opens the moderator socket through the relay with the session cookie.
+async fn moderator_socket(relay: &TestRelay, cookie: &str) -> Socket {
+    let url = relay
+        .door_url("/ws/moderator")
+        .replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", relay.url.parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the moderator socket opens through the relay");
+    socket
+}
+
+/// The next message of `kind` on a socket, within `seconds`.
+async fn next_of(socket: &mut Socket, kind: &str, seconds: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = next_json_within(socket, left.as_secs().max(1)).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+/// Requests the engine's server has answered, over every route (from its `/metrics`).
+async fn engine_requests(app: &TestApp) -> u64 {
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("stagehand_http_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_relay_link_opens_the_panel_once_and_its_edits_reach_the_overlay() {
+    let relay = TestRelay::start().await;
+    let (app, id, signed) = linked_engine(relay.engine_options()).await;
+    let mut page = connect_page(&signed).await;
+
+    let made = generate(&app, &["scene.edit"]).await;
+    let key = made["key"].as_str().unwrap();
+    assert_eq!(
+        made["link"],
+        format!("{}/t/{}/m/{key}", relay.url, relay.tunnel_id),
+        "with a relay, the link is on the relay: {made}"
+    );
+    assert_eq!(made["relay_link"], made["link"]);
+    assert_eq!(
+        made["local_link"],
+        format!("{}/m/{key}", app.url),
+        "the local link stays available"
+    );
+
+    // The link page, through the relay: its form and script stay under the tunnel's prefix.
+    let prefix = format!("/t/{}", relay.tunnel_id);
+    let link_page = client()
+        .get(made["link"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link_page.status(), 200);
+    let html = link_page.text().await.unwrap();
+    assert!(
+        html.contains(&format!(r#"action="{prefix}/api/moderator-keys/consume""#)),
+        "{html}"
+    );
+    let script = client()
+        .get(relay.door_url("/ui/moderator-link.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200, "the panel's assets come through");
+    assert!(script.text().await.unwrap().contains("consume"));
+
+    // Opening it: a session cookie scoped to the tunnel's path, and the panel.
+    let opened = consume(&relay, key).await;
+    assert_eq!(opened.status(), 303);
+    assert_eq!(
+        opened.headers()["location"],
+        format!("{prefix}/moderator").as_str()
+    );
+    let (cookie, attributes) = session_cookie(&opened);
+    assert!(
+        attributes.contains(&format!("Path={prefix}/")),
+        "the cookie is only sent back to this tunnel's door: {attributes}"
+    );
+    assert!(attributes.contains("HttpOnly"), "{attributes}");
+    let panel = client()
+        .get(relay.door_url("/moderator"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(panel.status(), 200);
+    let html = panel.text().await.unwrap();
+    assert!(html.contains("Remote Sam"), "{html}");
+    assert!(
+        html.contains(&format!(r#"src="{prefix}/ui/moderator.js""#)),
+        "{html}"
+    );
+
+    // The panel's socket: the scene, then a save whose next version reaches the overlay.
+    let mut socket = moderator_socket(&relay, &cookie).await;
+    let hello = next_of(&mut socket, "hello", 10).await;
+    assert_eq!(hello["session"]["label"], "Remote Sam");
+    let scene = next_of(&mut socket, "scene.full", 10).await;
+    assert_eq!(scene["version"], 2);
+    let mut layers = scene["scene"]["layers"].clone();
+    layers[0]["x"] = json!(300);
+    let save = json!({ "type": "scene.save", "ref": 1, "overlayId": id, "version": 2,
+                       "scene": { "layers": layers } });
+    socket
+        .send(Message::Text(save.to_string().into()))
+        .await
+        .unwrap();
+    let result = next_of(&mut socket, "result", 10).await;
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["version"], 3);
+    loop {
+        let message = next_json_within(&mut page, 10).await;
+        if message["type"] == "scene.full" && message["version"] == 3 {
+            assert_eq!(message["scene"]["layers"][0]["x"].as_f64(), Some(300.0));
+            break;
+        }
+    }
+
+    // The audit log says where the moderator came from.
+    let audit = app.get_json("/api/audit?limit=20").await;
+    let entries = audit["entries"].as_array().expect("audit entries");
+    let consumed = entries
+        .iter()
+        .find(|e| e["action"] == "moderator.key.consume" && e["outcome"] == "ok")
+        .expect("the consume is audited");
+    assert_eq!(consumed["detail"]["via"], "relay", "{consumed}");
+    let saved = entries
+        .iter()
+        .find(|e| e["action"] == "moderator.scene.save")
+        .expect("the save is audited");
+    assert_eq!(saved["detail"]["via"], "relay", "{saved}");
+    let sessions = app.get_json("/api/moderator-sessions").await;
+    assert_eq!(sessions["sessions"][0]["via"], "relay", "{sessions}");
+
+    // The link works once.
+    let again = consume(&relay, key).await;
+    assert_eq!(again.status(), 401);
+    let html = again.text().await.unwrap();
+    assert!(html.contains("already used"), "{html}");
+    assert!(
+        html.contains(&format!(r#"href="{prefix}/ui/style.css""#)),
+        "even the refusal keeps its links under the prefix: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_consumes_through_the_relay_open_one_session() {
+    let relay = TestRelay::start_with_door(DoorLimits {
+        rate_per_sec: 10_000,
+        rate_burst: 10_000,
+        ..DoorLimits::default()
+    })
+    .await;
+    // The engine's own per-address limit would otherwise answer most of them 429: this is
+    // about the key, not the limiter.
+    let options = relay
+        .engine_options()
+        .env("STAGEHAND_MODERATORS_CONSUME_ATTEMPTS_PER_MINUTE", "1000");
+    let (app, _, _) = linked_engine(options).await;
+    let made = generate(&app, &["alerts"]).await;
+    let key = made["key"].as_str().unwrap().to_owned();
+    let attempts = (0..100).map(|_| {
+        let url = relay.door_url("/api/moderator-keys/consume");
+        let key = key.clone();
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&json!({ "key": key }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    let opened = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(opened, 1, "exactly one consume wins: {statuses:?}");
+    assert_eq!(refused, 99, "every other one is refused: {statuses:?}");
+    let sessions = app.get_json("/api/moderator-sessions").await;
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn nothing_but_the_moderator_surface_passes_the_relay_and_the_engine_sees_none_of_it() {
+    let relay = TestRelay::start().await;
+    let (app, id, signed) = linked_engine(relay.engine_options()).await;
+    let query = signed.split_once('?').unwrap().1;
+    let before = engine_requests(&app).await;
+    let c = client();
+    let refused = [
+        ("GET", "/".to_owned()),
+        ("GET", "/login".to_owned()),
+        ("GET", "/api/status".to_owned()),
+        ("GET", "/overlays".to_owned()),
+        ("GET", format!("/o/{id}?{query}")),
+        ("GET", format!("/ws/overlay/{id}?{query}")),
+        ("GET", "/media/0000".to_owned()),
+        ("POST", "/api/media".to_owned()),
+        ("GET", "/metrics".to_owned()),
+        ("GET", "/healthz".to_owned()),
+        ("GET", "/ws/events".to_owned()),
+        ("POST", "/api/moderator-keys/generate".to_owned()),
+        ("GET", "/api/moderator-sessions".to_owned()),
+        ("GET", "/api/webhooks/tradingview/secrets".to_owned()),
+        ("POST", "/webhooks/tradingview".to_owned()),
+        ("GET", "/ui/../api/status".to_owned()),
+        ("GET", "/ui/%2e%2e/api/status".to_owned()),
+        ("GET", "/m/a/../../api/status".to_owned()),
+    ];
+    for (method, path) in &refused {
+        let url = format!("{}/t/{}{path}", relay.url, relay.tunnel_id);
+        let request = match *method {
+            "POST" => c.post(&url).header("origin", &relay.url).body("{}"),
+            _ => c.get(&url),
+        };
+        let response = request
+            .header("x-streamer-token", &app.token)
+            .send()
+            .await
+            .unwrap();
+        let (status, code) = error_code(response).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (404, "not_found"),
+            "{method} {path}"
+        );
+    }
+    // An unknown tunnel is the same 404.
+    let response = c
+        .get(format!("{}/t/nope/moderator", relay.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response).await, (404, "not_found".into()));
+    let after = engine_requests(&app).await;
+    assert_eq!(
+        after - before,
+        1,
+        "only the first /metrics read reached the engine, none of the refused requests"
+    );
+
+    // The control: a request on the surface does reach it.
+    let page = c.get(relay.door_url("/m/some-key")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        engine_requests(&app).await - after,
+        2,
+        "the link page and the second /metrics read"
+    );
+
+    // A browser page elsewhere cannot post through the door.
+    let forged = c
+        .post(relay.door_url("/api/moderator-keys/consume"))
+        .header("origin", "https://evil.example")
+        .form(&[("key", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(forged).await, (403, "origin_not_allowed".into()));
+
+    // Nor can anyone on this machine pretend to be the relay.
+    let spoofed = app
+        .get("/api/status")
+        .header("x-stagehand-relay", "guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(spoofed).await,
+        (403, "relay_mark_invalid".into())
+    );
+}
+
+#[tokio::test]
+async fn with_the_engine_offline_the_relay_says_so_and_the_session_comes_back_with_it() {
+    let relay = TestRelay::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start_in(data.path(), relay.engine_options())
+        .await
+        .unwrap();
+    let (app, _, _) = link_and_fill(app).await;
+    let made = generate(&app, &["scene.edit"]).await;
+    let opened = consume(&relay, made["key"].as_str().unwrap()).await;
+    let (cookie, _) = session_cookie(&opened);
+    let mut socket = moderator_socket(&relay, &cookie).await;
+    next_of(&mut socket, "hello", 10).await;
+
+    // The engine stops: the moderator's socket is closed (by the engine as it shuts down, or
+    // by the relay with "offline" when the link goes first), and the door answers at once
+    // with a page that says so. (A killed engine is `browser_remote_moderator_…`'s case.)
+    let mut app = app;
+    app.stop().await;
+    drop(app);
+    let (code, reason) = support::closed(&mut socket).await;
+    assert!(
+        [1001, stagehand_relay::CLOSE_OFFLINE].contains(&code),
+        "{code} {reason}"
+    );
+    let offline = client()
+        .get(relay.door_url("/moderator"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offline.status(), 503);
+    assert_eq!(offline.headers()["x-stagehand-offline"], "1");
+    assert!(
+        offline
+            .text()
+            .await
+            .unwrap()
+            .contains("The streamer's app is offline")
+    );
+    let api = client()
+        .post(relay.door_url("/api/moderator-keys/consume"))
+        .json(&json!({"key": "k"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(api).await, (503, "streamer_offline".into()));
+
+    // Back again on the same data dir: the same cookie opens the panel and its socket.
+    let app = TestApp::start_in(data.path(), relay.engine_options())
+        .await
+        .unwrap();
+    let mut events = app.engine.events().subscribe();
+    app.engine.relay_start();
+    relay_status_within(&mut events, "linked", LINK_SECS).await;
+    let mut socket = moderator_socket(&relay, &cookie).await;
+    let hello = next_of(&mut socket, "hello", 10).await;
+    assert_eq!(hello["session"]["label"], "Remote Sam");
+}
+
+#[tokio::test]
+async fn a_moderator_who_stops_reading_holds_up_neither_webhooks_nor_other_moderators() {
+    let relay = TestRelay::start().await;
+    let (app, id, signed) = linked_engine(relay.engine_options()).await;
+    let token = app.tradingview_token().await;
+    let mut page = connect_page(&signed).await;
+    let made = generate(&app, &["scene.edit"]).await;
+    let (stalled_cookie, _) = session_cookie(&consume(&relay, made["key"].as_str().unwrap()).await);
+    let made = generate(&app, &["scene.edit"]).await;
+    let (cookie, _) = session_cookie(&consume(&relay, made["key"].as_str().unwrap()).await);
+
+    // The stalled moderator: a socket with a tiny receive buffer that is never read.
+    let stalled_stream = {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(relay.addr).await.unwrap()
+    };
+    let url = relay
+        .door_url("/ws/moderator")
+        .replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", stalled_cookie.parse().unwrap());
+    let (_stalled, _) = tokio_tungstenite::client_async(request, stalled_stream)
+        .await
+        .expect("the stalled moderator's socket opens");
+    let mut healthy = moderator_socket(&relay, &cookie).await;
+    next_of(&mut healthy, "hello", 10).await;
+
+    // Forty big scenes (about 2 MB each way past any buffer) go to both moderators.
+    let filler = "x".repeat(40_000);
+    let mut version = 2;
+    for i in 0..40 {
+        let saved = app
+            .save_scene(
+                &id,
+                version,
+                json!([{ "id": "title", "kind": "text", "x": i, "y": 40, "w": 600, "h": 80,
+                         "z": 1, "props": { "text": filler } }]),
+            )
+            .await;
+        assert_eq!(saved.status(), 200);
+        version += 1;
+    }
+    loop {
+        let message = next_of(&mut healthy, "scene.full", 30).await;
+        if message["version"] == version {
+            break;
+        }
+    }
+
+    // A webhook through the same tunnel still arrives.
+    relay
+        .post_note_accepted(&token, "still flowing", None)
+        .await;
+    let alert = support::relay::next_alert_within(&mut page, 30).await;
+    assert_eq!(alert["message"], "still flowing");
+}
