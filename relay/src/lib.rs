@@ -447,6 +447,11 @@ pub async fn serve(
     let poller = tokio::spawn(poll_config(relay.clone()));
     let app = router(relay.clone());
     let on_shutdown = relay.clone();
+    // Moderator panels and engine links carry small frames both ways: Nagle's algorithm
+    // against the peer's delayed acknowledgements would hold each one back up to 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -22,14 +22,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use support::relay::{TRADINGVIEW_PATH, TestRelay, connect_page};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use support::relay::{TRADINGVIEW_PATH, TestRelay};
 
 mod common;
 
-use common::{Served, pct};
+use common::{Served, page_alerts, pct, wait_for, wait_linked};
 
 /// Round trips per door, after `WARMUP` rounds that are not counted.
 const ROUNDS: usize = 1_000;
@@ -198,25 +195,6 @@ async fn connect_bore(local_port: u16) -> anyhow::Result<bore_cli::client::Clien
     Err(last.unwrap_or_else(|| anyhow::anyhow!("bore never answered")))
 }
 
-async fn wait_linked(http: &reqwest::Client, base: &str, token: &str) {
-    for _ in 0..1_000 {
-        let status: serde_json::Value = http
-            .get(format!("{base}/api/relay/status"))
-            .header("x-streamer-token", token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["state"] == "linked" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the engine never linked to the relay");
-}
-
 /// Polls the relay link's committed cursor until it reaches `seq`; returns the time since the
 /// burst started (carried in as `since`).
 async fn wait_seq(
@@ -286,43 +264,4 @@ async fn burst(
         max_seq = max_seq.max(seq.unwrap());
     }
     (started.elapsed(), (started, max_seq))
-}
-
-/// The overlay page: a task reads its socket, answers `alert.seen` as overlay.js does, and
-/// passes each `alert.show` message (its text) with the instant it arrived.
-async fn page_alerts(signed: &str) -> mpsc::UnboundedReceiver<(String, Instant)> {
-    let mut page = connect_page(signed).await;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(Ok(message)) = page.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let at = Instant::now();
-            let message: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if message["type"] != "alert.show" {
-                continue;
-            }
-            let note = message["message"].as_str().unwrap_or_default().to_owned();
-            let seen = serde_json::json!({ "type": "alert.seen", "id": message["id"] });
-            let _ = page.send(Message::Text(seen.to_string().into())).await;
-            if tx.send((note, at)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// The instant the page had the alert whose message is `note`.
-async fn wait_for(alerts: &mut mpsc::UnboundedReceiver<(String, Instant)>, note: &str) -> Instant {
-    loop {
-        let (message, at) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{note:?} never reached the overlay"))
-            .expect("the page is open");
-        if message == note {
-            return at;
-        }
-    }
 }

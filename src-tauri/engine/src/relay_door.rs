@@ -503,7 +503,8 @@ async fn websocket(
             headers.insert(name, value);
         }
     }
-    let socket = match tokio_tungstenite::connect_async(local).await {
+    // Small frames both ways: no Nagle.
+    let socket = match tokio_tungstenite::connect_async_with_config(local, None, true).await {
         Ok((socket, _)) => socket,
         Err(tungstenite::Error::Http(refused)) => {
             let (parts, body) = refused.into_parts();

@@ -4,7 +4,12 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use support::relay::connect_page;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 
 /// The binary under test (set by cargo for benches of this package).
 pub const BIN: &str = env!("CARGO_BIN_EXE_stagehand");
@@ -82,4 +87,66 @@ impl Drop for Served {
 pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Waits until the engine at `base` is linked to its relay.
+pub async fn wait_linked(http: &reqwest::Client, base: &str, token: &str) {
+    for _ in 0..1_000 {
+        let status: serde_json::Value = http
+            .get(format!("{base}/api/relay/status"))
+            .header("x-streamer-token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["state"] == "linked" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the engine never linked to the relay");
+}
+
+/// The overlay page: a task reads its socket, answers `alert.seen` as overlay.js does, and
+/// passes each `alert.show` message (its text) with the instant it arrived.
+pub async fn page_alerts(signed: &str) -> mpsc::UnboundedReceiver<(String, Instant)> {
+    let mut page = connect_page(signed).await;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = page.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let at = Instant::now();
+            let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if message["type"] != "alert.show" {
+                continue;
+            }
+            let note = message["message"].as_str().unwrap_or_default().to_owned();
+            let seen = serde_json::json!({ "type": "alert.seen", "id": message["id"] });
+            let _ = page.send(Message::Text(seen.to_string().into())).await;
+            if tx.send((note, at)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The instant the page had the alert whose message is `note`.
+pub async fn wait_for(
+    alerts: &mut mpsc::UnboundedReceiver<(String, Instant)>,
+    note: &str,
+) -> Instant {
+    loop {
+        let (message, at) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{note:?} never reached the overlay"))
+            .expect("the page is open");
+        if message == note {
+            return at;
+        }
+    }
 }
