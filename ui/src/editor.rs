@@ -65,4 +65,3 @@ pub(crate) fn scene_editor(for_whom: EditorFor) -> impl IntoView {
         </section>
     }
 }
-

@@ -67,9 +67,15 @@ pub(crate) fn status_words(status: &str) -> (&'static str, &'static str) {
 
 fn setup_help(provider: &str, var: String) -> impl IntoView + use<> {
     let how = match provider {
-        "twitch" => "Register an application at dev.twitch.tv/console (Client Type: Public), then set its Client ID in",
-        "youtube" => "Create an OAuth client of type \"Desktop app\" in the Google Cloud console, then set its client ID in",
-        _ => "Create an application in the Discord developer portal (OAuth2: Public Client on, redirect to this computer), then set its client ID in",
+        "twitch" => {
+            "Register an application at dev.twitch.tv/console (Client Type: Public), then set its Client ID in"
+        }
+        "youtube" => {
+            "Create an OAuth client of type \"Desktop app\" in the Google Cloud console, then set its client ID in"
+        }
+        _ => {
+            "Create an application in the Discord developer portal (OAuth2: Public Client on, redirect to this computer), then set its client ID in"
+        }
     };
     view! {
         <p class="muted not-configured">
@@ -104,9 +110,9 @@ fn provider_card(provider: ProviderRow, link: Option<AccountRow>) -> impl IntoVi
         .as_ref()
         .filter(|l| l.status == "needs_relogin")
         .map(|l| {
-            l.status_reason.clone().unwrap_or_else(|| {
-                "The platform no longer accepts Stagehand's sign-in.".to_owned()
-            })
+            l.status_reason
+                .clone()
+                .unwrap_or_else(|| "The platform no longer accepts Stagehand's sign-in.".to_owned())
         });
     let reason = link
         .as_ref()
@@ -235,12 +241,21 @@ mod tests {
             providers: providers(),
             discord_webhook: None,
         });
-        assert!(html.contains("<code>STAGEHAND_GOOGLE_CLIENT_ID</code>"), "{html}");
+        assert!(
+            html.contains("<code>STAGEHAND_GOOGLE_CLIENT_ID</code>"),
+            "{html}"
+        );
         assert!(html.contains("not set up"));
         assert!(html.contains("Link Twitch") && html.contains("Link Discord"));
-        assert!(!html.contains("Link YouTube"), "nothing to link without a client id");
+        assert!(
+            !html.contains("Link YouTube"),
+            "nothing to link without a client id"
+        );
         assert!(html.contains(r#"data-flow="device""#));
-        assert!(html.contains("data-external"), "the shell can route external links");
+        assert!(
+            html.contains("data-external"),
+            "the shell can route external links"
+        );
     }
 
     #[test]

@@ -177,7 +177,11 @@ pub fn home_page(view: &HomeView) -> String {
             <ol id="activity" class="activity" aria-live="polite"></ol>
         </section>
     };
-    panel_document(Section::Home, &["/ui/panel.js", "/ui/home.js"], body.to_html())
+    panel_document(
+        Section::Home,
+        &["/ui/panel.js", "/ui/home.js"],
+        body.to_html(),
+    )
 }
 
 #[cfg(test)]
@@ -260,7 +264,10 @@ mod tests {
         );
         assert!(html.contains("Main &lt;scene&gt;"));
         assert!(html.contains("2 pages"));
-        assert!(html.contains("sign in again"), "a link that needs re-login says so");
+        assert!(
+            html.contains("sign in again"),
+            "a link that needs re-login says so"
+        );
         assert!(html.contains("https://relay.example"));
         assert!(html.contains("No webhook alerts yet."));
     }

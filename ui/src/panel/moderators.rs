@@ -189,7 +189,10 @@ mod tests {
                 "{scope} is labelled in words: {html}"
             );
         }
-        assert!(html.contains(r#"<option value="3600" selected>1 hour</option>"#), "{html}");
+        assert!(
+            html.contains(r#"<option value="3600" selected>1 hour</option>"#),
+            "{html}"
+        );
         assert!(html.contains("4 hours"), "the session lifetime is said");
         assert!(html.contains("Nobody."));
         assert!(html.contains(r#"for="mod-label""#) && html.contains(r#"for="mod-ttl""#));
@@ -218,7 +221,10 @@ mod tests {
             key_ttl_seconds: 1800,
             ..view_with(vec![])
         });
-        assert!(html.contains(r#"<option value="1800" selected>30 minutes</option>"#), "{html}");
+        assert!(
+            html.contains(r#"<option value="1800" selected>30 minutes</option>"#),
+            "{html}"
+        );
     }
 
     #[test]

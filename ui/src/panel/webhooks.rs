@@ -182,7 +182,8 @@ pub fn webhooks_page(view: &WebhooksView) -> String {
     let auth = view.auth;
     let relay = view.tradingview_relay_url.clone();
     let hmac_note = if auth.hmac_from_env {
-        "Set by STAGEHAND_TRADINGVIEW_HMAC_SECRET; senders sign the body into X-Signature.".to_owned()
+        "Set by STAGEHAND_TRADINGVIEW_HMAC_SECRET; senders sign the body into X-Signature."
+            .to_owned()
     } else {
         "Optional: senders that can sign put base64(HMAC-SHA256(secret, body)) in X-Signature. TradingView cannot; leave it unset for TradingView.".to_owned()
     };
@@ -320,7 +321,10 @@ mod tests {
         assert!(html.contains(r#"id="reveal""#));
         assert!(html.contains("No custom webhooks yet."));
         assert!(html.contains("Nothing has arrived yet."));
-        assert!(html.contains("STAGEHAND_RELAY_URL"), "no relay: how to get one");
+        assert!(
+            html.contains("STAGEHAND_RELAY_URL"),
+            "no relay: how to get one"
+        );
         assert!(
             !html.contains(r#"data-action="clear" data-which="token""#),
             "the token cannot be removed, only replaced"
