@@ -604,7 +604,8 @@ window.StagehandSceneEditor = (() => {
       connectionLost,
       end,
       show,
-      known: (overlayId) => overlays.has(overlayId),
+      current: () => currentId,
+    known: (overlayId) => overlays.has(overlayId),
       version: (overlayId) => (overlays.has(overlayId) ? overlays.get(overlayId).version : null),
     };
   }

@@ -75,6 +75,7 @@ fn Page(
                 {referrer.map(|policy| view! { <meta name="referrer" content=policy /> })}
                 <title>{title}</title>
                 <link rel="stylesheet" href="/ui/style.css" />
+                <link rel="icon" href="data:," />
                 {scripts.iter().map(|src| view! { <script src=*src defer></script> }).collect_view()}
             </head>
             <body>{children()}</body>
