@@ -52,11 +52,11 @@ pub(crate) fn duration_in_words(seconds: u64) -> String {
             format!("{n} {one}s")
         }
     };
-    if seconds % 86_400 == 0 && seconds > 0 {
+    if seconds > 0 && seconds.is_multiple_of(86_400) {
         plural(seconds / 86_400, "day")
-    } else if seconds % 3600 == 0 && seconds > 0 {
+    } else if seconds > 0 && seconds.is_multiple_of(3600) {
         plural(seconds / 3600, "hour")
-    } else if seconds % 60 == 0 && seconds > 0 {
+    } else if seconds > 0 && seconds.is_multiple_of(60) {
         plural(seconds / 60, "minute")
     } else {
         plural(seconds, "second")
