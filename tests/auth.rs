@@ -102,8 +102,8 @@ async fn the_home_page_redirects_to_sign_in_then_shows_the_engine() {
     assert!(html.contains("id=\"secret-backend\""));
     assert!(html.contains("id=\"uptime\""));
     assert!(
-        html.contains("Moderators"),
-        "placeholders for the sections to come"
+        html.contains(r#"href="/panel/moderators""#),
+        "the navigation leads to the other pages"
     );
 
     let api = app

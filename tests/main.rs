@@ -12,6 +12,8 @@ mod moderator_browser;
 mod moderators;
 mod obs;
 mod overlays;
+mod panel;
+mod panel_browser;
 mod persistence;
 mod probes;
 mod real_obs;

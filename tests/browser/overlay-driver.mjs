@@ -24,6 +24,13 @@
 //                                                                       element's centre, or from the inner element
 //                                                                       matching `handle`, by dx, dy CSS pixels
 //   resize      {name, width, height}          -> {ok}                  sets the page's viewport size
+//   navigate    {name, url}                    -> {ok, status, url}     loads url in that page (keeps its cookies)
+//   click       {name, selector}               -> {ok}                  a real click on the first visible match
+//   fill        {name, selector, value}        -> {ok}                  types value into a field (replacing it)
+//   check       {name, selector, checked?}     -> {ok}                  ticks (or clears) a checkbox
+//   select      {name, selector, value}        -> {ok}                  picks an <option> by value
+//   press       {name, selector, key}          -> {ok}                  presses a key in an element
+//   clipboard   {name}                         -> {ok, text}            what the page copied to the clipboard
 //   quit        {}                             -> {ok}                  closes the browser and exits 0
 // End of stdin behaves like quit.
 
@@ -59,8 +66,12 @@ function browser() {
   return browserPromise;
 }
 
+// Each page has its own context (its own cookies), like a separate browser profile; the clipboard
+// permissions let a page's copy button write and the tests read what it wrote.
 async function newPage(width = 1920, height = 1080) {
-  const page = await (await browser()).newPage({ viewport: { width, height } });
+  const page = await (await browser()).newPage({
+    viewport: { width, height }, permissions: ['clipboard-read', 'clipboard-write'],
+  });
   page.on('console', (message) => log(`console.${message.type()}:`, message.text()));
   page.on('pageerror', (error) => log('pageerror:', error.message));
   return page;
@@ -262,6 +273,49 @@ const commands = {
     await page.mouse.move(to.x, to.y, { steps: Number.isFinite(command.steps) ? command.steps : 8 });
     await page.mouse.up();
     return { from, to };
+  },
+
+  async navigate(command, timeout) {
+    required(command, 'name', 'url');
+    const page = pageNamed(command.name);
+    const response = await page.goto(command.url, { timeout, waitUntil: 'load' });
+    return { status: response ? response.status() : 0, url: page.url() };
+  },
+
+  async click(command, timeout) {
+    required(command, 'name', 'selector');
+    await pageNamed(command.name).locator(command.selector).first().click({ timeout });
+    return {};
+  },
+
+  async fill(command, timeout) {
+    required(command, 'name', 'selector', 'value');
+    await pageNamed(command.name).locator(command.selector).first().fill(String(command.value), { timeout });
+    return {};
+  },
+
+  async check(command, timeout) {
+    required(command, 'name', 'selector');
+    await pageNamed(command.name).locator(command.selector).first()
+      .setChecked(command.checked !== false, { timeout });
+    return {};
+  },
+
+  async select(command, timeout) {
+    required(command, 'name', 'selector', 'value');
+    await pageNamed(command.name).locator(command.selector).first().selectOption(String(command.value), { timeout });
+    return {};
+  },
+
+  async press(command, timeout) {
+    required(command, 'name', 'selector', 'key');
+    await pageNamed(command.name).locator(command.selector).first().press(command.key, { timeout });
+    return {};
+  },
+
+  async clipboard(command) {
+    required(command, 'name');
+    return { text: await pageNamed(command.name).evaluate(() => navigator.clipboard.readText()) };
   },
 
   async resize(command) {

@@ -1,7 +1,9 @@
-// Home page live parts: uptime ticks, and the engine's events arrive over /ws/events
-// (the same WebSocket machinery the overlays use). Reconnects with backoff.
+// Home page live parts: uptime ticks; engine events arrive over /ws/events (activity, OBS,
+// relay and account changes, which bring their card up to date); overlay pages, stream health
+// and alerts, which have no event of their own, are fetched again every few seconds.
 (function () {
   "use strict";
+  var S = window.Stagehand;
   var uptime = document.getElementById("uptime");
   var live = document.getElementById("live");
   var activity = document.getElementById("activity");
@@ -43,21 +45,13 @@
     })
     .catch(function () {});
 
-  var delay = 500;
-  function connect() {
-    var proto = location.protocol === "https:" ? "wss://" : "ws://";
-    var ws = new WebSocket(proto + location.host + "/ws/events");
-    ws.onopen = function () { delay = 500; setLive("connected", "ok"); };
-    ws.onmessage = function (msg) {
-      var ev;
-      try { ev = JSON.parse(msg.data); } catch (e) { return; }
-      if (ev.type !== "hello") addActivity(ev);
-    };
-    ws.onclose = function () {
-      setLive("reconnecting…", "bad");
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 5000);
-    };
-  }
-  connect();
+  var parts = { "obs.status": "obs", "relay.status": "relay", "relay.evicted": "relay",
+                "account.status": "accounts", "account.link": "accounts" };
+  S.events(function (ev) {
+    addActivity(ev);
+    if (parts[ev.type]) S.refresh([parts[ev.type]]);
+  }, function (open) {
+    setLive(open ? "connected" : "reconnecting…", open ? "ok" : "bad");
+  });
+  setInterval(function () { S.refresh(["overlays", "obs", "alerts"]); }, 5000);
 })();

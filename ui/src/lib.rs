@@ -5,14 +5,17 @@
 //! the overlays use. Each page is a function from the data it shows to a complete document.
 
 use leptos::prelude::*;
-use stagehand_protocol::EngineStatus;
 
+mod editor;
 mod moderator;
+pub mod panel;
 
+pub use editor::SCENE_EDITOR_JS;
 pub use moderator::{
     MODERATOR_JS, MODERATOR_LINK_JS, ModeratorView, moderator_access_ended_page,
     moderator_link_page, moderator_link_refused_page, moderator_panel_page, scope_in_words,
 };
+pub use panel::{Section, home_page};
 
 /// The shared stylesheet, served at `/ui/style.css`.
 pub const STYLE_CSS: &str = include_str!("../assets/style.css");
@@ -21,6 +24,32 @@ pub const LOGIN_JS: &str = include_str!("../assets/login.js");
 /// The home page's live script, served at `/ui/home.js`.
 pub const HOME_JS: &str = include_str!("../assets/home.js");
 
+/// Every file served under `/ui/`: name, body and content type.
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    ("style.css", STYLE_CSS, "text/css; charset=utf-8"),
+    ("login.js", LOGIN_JS, JS),
+    ("home.js", HOME_JS, JS),
+    ("panel.js", panel::PANEL_JS, JS),
+    ("overlays.js", panel::OVERLAYS_JS, JS),
+    ("moderators.js", panel::MODERATORS_JS, JS),
+    ("webhooks.js", panel::WEBHOOKS_JS, JS),
+    ("accounts.js", panel::ACCOUNTS_JS, JS),
+    ("settings.js", panel::SETTINGS_JS, JS),
+    ("scene-editor.js", SCENE_EDITOR_JS, JS),
+    ("moderator.js", MODERATOR_JS, JS),
+    ("moderator-link.js", MODERATOR_LINK_JS, JS),
+];
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// A file served under `/ui/`: its body and content type.
+pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
+    ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, body, kind)| (*body, *kind))
+}
+
 fn document(body: String) -> String {
     format!("<!DOCTYPE html>{body}")
 }
@@ -28,7 +57,8 @@ fn document(body: String) -> String {
 #[component]
 fn Page(
     title: String,
-    script: Option<&'static str>,
+    /// Scripts loaded in order (deferred), all served from `/ui/`.
+    scripts: &'static [&'static str],
     /// Overrides the server's `Referrer-Policy: no-referrer` for this page. Under `no-referrer`
     /// a form POST carries `Origin: null`, which the Origin guard refuses; a page whose form
     /// must work without script sets `strict-origin` (origin only, never the path).
@@ -41,7 +71,7 @@ fn Page(
     children: Children,
 ) -> impl IntoView {
     let stylesheet = format!("{base}/ui/style.css");
-    let script = script.map(|src| format!("{base}{src}"));
+    let scripts: Vec<String> = scripts.iter().map(|src| format!("{base}{src}")).collect();
     view! {
         <html lang="en">
             <head>
@@ -51,7 +81,8 @@ fn Page(
                 {referrer.map(|policy| view! { <meta name="referrer" content=policy /> })}
                 <title>{title}</title>
                 <link rel="stylesheet" href=stylesheet />
-                {script.map(|src| view! { <script src=src defer></script> })}
+                <link rel="icon" href="data:," />
+                {scripts.into_iter().map(|src| view! { <script src=src defer></script> }).collect_view()}
             </head>
             <body>{children()}</body>
         </html>
@@ -70,106 +101,11 @@ pub fn format_uptime(seconds: u64) -> String {
     }
 }
 
-/// Sections still to come, shown as placeholders on the home page.
-const UPCOMING: &[(&str, &str)] = &[
-    (
-        "OBS",
-        "Connection, scenes, stream and record control, stream health.",
-    ),
-    (
-        "Overlays",
-        "Signed links for OBS browser sources and a live scene editor.",
-    ),
-    (
-        "Moderators",
-        "One-time invite links with scopes, live sessions, revoke.",
-    ),
-    (
-        "Accounts",
-        "Twitch, YouTube and Discord logins kept in the keychain.",
-    ),
-    (
-        "Webhooks",
-        "TradingView and custom webhooks, through your own relay.",
-    ),
-];
-
-/// The home page of the control panel.
-pub fn home_page(status: &EngineStatus) -> String {
-    let status = status.clone();
-    let warnings = status.config_warnings.clone();
-    let uptime = status.uptime_seconds;
-    let body = view! {
-        <Page title="Stagehand".to_owned() script=Some("/ui/home.js")>
-            <header class="bar">
-                <h1>"Stagehand"</h1>
-                <form method="post" action="/session/logout">
-                    <button type="submit" class="quiet">"Sign out"</button>
-                </form>
-            </header>
-            <main>
-                <section class="card" aria-labelledby="engine-h">
-                    <h2 id="engine-h">"Engine"</h2>
-                    <dl class="facts">
-                        <dt>"Version"</dt>
-                        <dd id="version">{status.version.clone()}</dd>
-                        <dt>"Address"</dt>
-                        <dd><code>{status.local_url.clone()}</code></dd>
-                        <dt>"Data folder"</dt>
-                        <dd><code id="data-dir">{status.data_dir.clone()}</code></dd>
-                        <dt>"Secrets"</dt>
-                        <dd>
-                            <span id="secret-backend" class="badge">{status.secret_backend.clone()}</span>
-                            " "
-                            <span class="muted">{status.secret_location.clone()}</span>
-                        </dd>
-                        <dt>"Speech"</dt>
-                        <dd>
-                            <span id="tts-engine" class="badge">
-                                {status.tts_engine.clone().unwrap_or_else(|| "browser voices".to_owned())}
-                            </span>
-                            {status.tts_engine.is_none().then(|| view! {
-                                " "
-                                <span class="muted">"install espeak-ng so OBS captures overlay speech"</span>
-                            })}
-                        </dd>
-                        <dt>"Running since"</dt>
-                        <dd>
-                            <time datetime=status.started_at.clone()>{status.started_at.clone()}</time>
-                            " · up "
-                            <span id="uptime" data-seconds=uptime.to_string()>{format_uptime(uptime)}</span>
-                        </dd>
-                        <dt>"Live link"</dt>
-                        <dd><span id="live" class="badge" aria-live="polite">"connecting…"</span></dd>
-                    </dl>
-                    {(!warnings.is_empty()).then(|| view! {
-                        <div class="warning" role="alert">
-                            <h3>"Configuration warnings"</h3>
-                            <ul>{warnings.into_iter().map(|w| view! { <li>{w}</li> }).collect_view()}</ul>
-                        </div>
-                    })}
-                </section>
-                <section class="card" aria-labelledby="activity-h">
-                    <h2 id="activity-h">"Recent activity"</h2>
-                    <ol id="activity" class="activity" aria-live="polite"></ol>
-                </section>
-                {UPCOMING.iter().map(|(name, what)| view! {
-                    <section class="card placeholder">
-                        <h2>{*name}</h2>
-                        <p class="muted">{*what}" Coming soon."</p>
-                    </section>
-                }).collect_view()}
-            </main>
-        </Page>
-    };
-    document(body.to_html())
-}
-
 /// The sign-in page. `error` is shown when a previous attempt failed.
 pub fn login_page(error: Option<&str>) -> String {
     let error = error.map(str::to_owned);
     let body = view! {
-        <Page title="Sign in · Stagehand".to_owned() script=Some("/ui/login.js")>
+        <Page title="Sign in · Stagehand".to_owned() scripts=&["/ui/login.js"]>
             <main class="narrow">
                 <section class="card">
                     <h1>"Stagehand"</h1>
@@ -192,47 +128,28 @@ pub fn login_page(error: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    fn status() -> EngineStatus {
-        EngineStatus {
-            version: "9.9.9".into(),
-            data_dir: "/data/<dir>".into(),
-            secret_backend: "file".into(),
-            secret_location: "encrypted file".into(),
-            started_at: "2026-01-01T00:00:00.000Z".into(),
-            uptime_seconds: 3723,
-            local_url: "http://127.0.0.1:7420".into(),
-            config_warnings: vec!["unknown key `x`".into()],
-            tts_engine: Some("espeak-ng".into()),
-        }
-    }
-
-    #[test]
-    fn home_page_shows_the_engine_facts_escaped() {
-        let html = home_page(&status());
-        assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(html.contains("9.9.9"));
-        assert!(
-            html.contains("/data/&lt;dir&gt;"),
-            "text must be escaped: {html}"
-        );
-        assert!(html.contains("1 h 02 min 03 s"));
-        assert!(html.contains("unknown key `x`"));
-        assert!(html.contains("/ui/home.js"));
-        assert!(html.contains("espeak-ng"), "the speech renderer is shown");
-        let without = home_page(&EngineStatus {
-            tts_engine: None,
-            ..status()
-        });
-        assert!(
-            without.contains("browser voices"),
-            "no renderer says so: {without}"
-        );
-    }
-
     #[test]
     fn login_page_shows_an_error_only_when_given() {
         assert!(!login_page(None).contains("role=\"alert\""));
         assert!(login_page(Some("Wrong token")).contains("Wrong token"));
+    }
+
+    #[test]
+    fn every_script_a_page_loads_is_served() {
+        for name in [
+            "panel.js",
+            "overlays.js",
+            "moderators.js",
+            "webhooks.js",
+            "accounts.js",
+            "settings.js",
+            "scene-editor.js",
+        ] {
+            let (body, kind) = asset(name).expect("served");
+            assert!(kind.starts_with("text/javascript"));
+            assert!(!body.is_empty());
+        }
+        assert!(asset("../secret").is_none());
     }
 
     #[test]

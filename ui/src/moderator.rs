@@ -10,6 +10,7 @@
 
 use leptos::prelude::*;
 
+use super::editor::{EditorFor, scene_editor};
 use super::{Page, document};
 
 /// The panel's script, served at `/ui/moderator.js`.
@@ -37,7 +38,7 @@ impl ModeratorView {
 }
 
 /// Every scope a moderator can hold, with the words the panel uses for it.
-const SCOPE_WORDS: &[(&str, &str)] = &[
+pub(crate) const SCOPE_WORDS: &[(&str, &str)] = &[
     ("scene.edit", "Edit overlay scenes"),
     ("tts", "Send text to speech"),
     ("alerts", "Fire test alerts"),
@@ -56,7 +57,7 @@ pub fn scope_in_words(scope: &str) -> Option<&'static str> {
 
 /// `2026-05-01T18:30:00.000Z` → `2026-05-01 18:30 UTC`, readable before the script replaces it
 /// with the moderator's local time; anything else is shown as given.
-fn readable_time(rfc3339: &str) -> String {
+pub(crate) fn readable_time(rfc3339: &str) -> String {
     let utc = rfc3339.ends_with('Z') || rfc3339.ends_with("+00:00");
     match (rfc3339.get(..10), rfc3339.get(10..11), rfc3339.get(11..16)) {
         (Some(day), Some("T"), Some(time)) if utc => format!("{day} {time} UTC"),
@@ -72,7 +73,7 @@ pub fn moderator_link_page(key: &str, base: &str) -> String {
     let body = view! {
         <Page
             title="Moderator link · Stagehand".to_owned()
-            script=Some("/ui/moderator-link.js")
+            scripts=&["/ui/moderator-link.js"]
             referrer="strict-origin"
             base=base.to_owned()
         >
@@ -97,7 +98,7 @@ pub fn moderator_link_page(key: &str, base: &str) -> String {
 /// same words for all three, as the server gives the same status).
 pub fn moderator_link_refused_page(base: &str) -> String {
     let body = view! {
-        <Page title="Link no longer valid · Stagehand".to_owned() script=None base=base.to_owned()>
+        <Page title="Link no longer valid · Stagehand".to_owned() scripts=&[] base=base.to_owned()>
             <main class="narrow">
                 <section class="card">
                     <h1 id="refused">
@@ -116,7 +117,7 @@ pub fn moderator_link_refused_page(base: &str) -> String {
 /// `GET /moderator` with a session that has ended (revoked by the streamer, or expired).
 pub fn moderator_access_ended_page(base: &str) -> String {
     let body = view! {
-        <Page title="Access ended · Stagehand".to_owned() script=None base=base.to_owned()>
+        <Page title="Access ended · Stagehand".to_owned() scripts=&[] base=base.to_owned()>
             <main class="narrow">
                 <section class="card">
                     <h1 id="ended">"Your moderator access has ended."</h1>
@@ -149,7 +150,7 @@ pub fn moderator_panel_page(view: &ModeratorView) -> String {
         view.may("obs.scenes"),
     );
     let body = view! {
-        <Page title="Moderator · Stagehand".to_owned() script=Some("/ui/moderator.js") base=view.base.clone()>
+        <Page title="Moderator · Stagehand".to_owned() scripts=&["/ui/scene-editor.js", "/ui/moderator.js"] base=view.base.clone()>
             <header class="bar">
                 <h1>"Stagehand moderator"</h1>
                 <span id="connection" class="badge">"connecting…"</span>
@@ -181,7 +182,7 @@ pub fn moderator_panel_page(view: &ModeratorView) -> String {
                         <p class="error">"The moderator panel needs JavaScript to talk to Stagehand."</p>
                     </noscript>
                 </section>
-                {edit.then(scene_editor)}
+                {edit.then(|| scene_editor(EditorFor::Moderator))}
                 {tts.then(tts_form)}
                 {alerts.then(alert_form)}
                 {chat.then(|| coming_soon("chat-h", "Chat", "Moderating chat from here is coming soon."))}
@@ -190,43 +191,6 @@ pub fn moderator_panel_page(view: &ModeratorView) -> String {
         </Page>
     };
     document(body.to_html())
-}
-
-fn scene_editor() -> impl IntoView {
-    view! {
-        <section id="editor" class="card editor" aria-labelledby="editor-h">
-            <h2 id="editor-h">"Overlay scenes"</h2>
-            <div id="overlay-pick" hidden>
-                <label for="overlay">"Overlay"</label>
-                <select id="overlay"></select>
-            </div>
-            <p id="overlay-name" class="muted"></p>
-            <p id="no-overlays" class="muted" hidden>"The streamer has no overlays yet."</p>
-            <p id="stage-help" class="muted">
-                "Drag a box to move it and its corner to resize it. With the keyboard: focus a box and use the arrow keys (hold Shift for 10 px steps), or type exact numbers below."
-            </p>
-            <div id="stage-wrap" class="stage-wrap">
-                <div id="stage" class="stage" role="group" aria-label="Overlay preview" aria-describedby="stage-help"></div>
-            </div>
-            <div class="editor-side">
-                <h3 id="layers-h">"Layers"</h3>
-                <ul id="layers" class="layers" aria-labelledby="layers-h"></ul>
-                <fieldset id="geometry" class="geometry" hidden>
-                    <legend>"Position and size of " <span id="geometry-layer"></span></legend>
-                    <div class="geometry-grid">
-                        <label for="geo-x">"X"</label>
-                        <input id="geo-x" type="number" step="1" inputmode="numeric" data-field="x" />
-                        <label for="geo-y">"Y"</label>
-                        <input id="geo-y" type="number" step="1" inputmode="numeric" data-field="y" />
-                        <label for="geo-w">"Width"</label>
-                        <input id="geo-w" type="number" step="1" min="8" inputmode="numeric" data-field="w" />
-                        <label for="geo-h">"Height"</label>
-                        <input id="geo-h" type="number" step="1" min="8" inputmode="numeric" data-field="h" />
-                    </div>
-                </fieldset>
-            </div>
-        </section>
-    }
 }
 
 fn tts_form() -> impl IntoView {

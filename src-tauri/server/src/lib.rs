@@ -14,6 +14,7 @@ mod moderators;
 mod obs;
 mod overlay_socket;
 mod overlays;
+mod pages;
 pub mod ratelimit;
 mod relay;
 pub(crate) mod routes;
@@ -87,7 +88,12 @@ pub enum ServerError {
 pub fn router(state: AppState) -> Router {
     let limit = state.engine.config().security.json_body_limit_bytes;
     Router::new()
-        .route("/", get(routes::home))
+        .route("/", get(pages::home))
+        .route("/panel/overlays", get(pages::overlays))
+        .route("/panel/moderators", get(pages::moderators))
+        .route("/panel/accounts", get(pages::accounts_page))
+        .route("/panel/webhooks", get(pages::webhooks))
+        .route("/panel/settings", get(pages::settings))
         .route("/login", get(routes::login_page))
         .route("/session", post(auth::login))
         .route("/session/logout", post(auth::logout))

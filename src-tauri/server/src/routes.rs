@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -86,7 +86,8 @@ pub async fn audit(
 pub(crate) const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-fn page(html: String) -> Response {
+/// A rendered page with the panel's CSP, never cached.
+pub(crate) fn page(html: String) -> Response {
     (
         [
             (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
@@ -97,16 +98,6 @@ fn page(html: String) -> Response {
         .into_response()
 }
 
-/// `GET /` — the home page, or a redirect to sign in.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !Streamer::signed_in(&headers, &state).await {
-        return Redirect::to("/login").into_response();
-    }
-    page(stagehand_ui::home_page(
-        &state.engine.status(&state.local_url),
-    ))
-}
-
 /// `GET /login` — the sign-in page.
 pub async fn login_page() -> Response {
     page(stagehand_ui::login_page(None))
@@ -114,16 +105,8 @@ pub async fn login_page() -> Response {
 
 /// `GET /ui/{file}` — the UI's stylesheet and scripts, compiled into the binary.
 pub async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    let (body, kind) = match file.as_str() {
-        "style.css" => (stagehand_ui::STYLE_CSS, "text/css; charset=utf-8"),
-        "login.js" => (stagehand_ui::LOGIN_JS, "text/javascript; charset=utf-8"),
-        "home.js" => (stagehand_ui::HOME_JS, "text/javascript; charset=utf-8"),
-        "moderator.js" => (stagehand_ui::MODERATOR_JS, "text/javascript; charset=utf-8"),
-        "moderator-link.js" => (
-            stagehand_ui::MODERATOR_LINK_JS,
-            "text/javascript; charset=utf-8",
-        ),
-        _ => return ApiError::not_found().into_response(),
+    let Some((body, kind)) = stagehand_ui::asset(&file) else {
+        return ApiError::not_found().into_response();
     };
     (
         [
