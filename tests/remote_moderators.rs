@@ -501,3 +501,50 @@ async fn a_moderator_who_stops_reading_holds_up_neither_webhooks_nor_other_moder
     let alert = support::relay::next_alert_within(&mut page, 30).await;
     assert_eq!(alert["message"], "still flowing");
 }
+
+#[tokio::test]
+async fn the_door_refuses_other_methods_big_bodies_and_too_many_requests_before_the_engine() {
+    // A frozen clock: no token comes back while the test runs, however slow the machine.
+    let relay = TestRelay::start_configured(|config| {
+        config.door = DoorLimits {
+            rate_per_sec: 1,
+            rate_burst: 4,
+            max_body_bytes: 1024,
+            ..DoorLimits::default()
+        };
+        config.clock = std::sync::Arc::new(support::relay::FrozenClock(1_700_000_000_000));
+    })
+    .await;
+    let (app, _, _) = linked_engine(relay.engine_options()).await;
+    let before = engine_requests(&app).await;
+    let c = client();
+    let put = c
+        .put(relay.door_url("/moderator"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(put).await, (405, "method_not_allowed".into()));
+    let big = c
+        .post(relay.door_url("/api/moderator-keys/consume"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"key\":\"{}\"}}", "k".repeat(2048)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(big).await, (413, "body_too_large".into()));
+    // The burst of four: the oversized body took one (the method is checked first), three
+    // remain.
+    for _ in 0..3 {
+        let page = c.get(relay.door_url("/m/key")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+    }
+    let limited = c.get(relay.door_url("/m/key")).send().await.unwrap();
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(error_code(limited).await, (429, "rate_limited".into()));
+    assert_eq!(
+        engine_requests(&app).await - before,
+        4,
+        "the three link pages and the first /metrics read; nothing refused reached the engine"
+    );
+}

@@ -43,7 +43,7 @@ pub const DEFAULT_DOOR_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default sustained WebSocket messages per second per moderator socket.
 pub const DEFAULT_DOOR_WS_MESSAGES_PER_SEC: u32 = 30;
 /// Default WebSocket message burst per moderator socket.
-pub const DEFAULT_DOOR_WS_BURST: u32 = 60;
+pub const DEFAULT_DOOR_WS_BURST: u32 = 2 * DEFAULT_DOOR_WS_MESSAGES_PER_SEC;
 
 /// The time source; injected so rate limits are testable without sleeping.
 pub trait Clock: Send + Sync {

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use stagehand_relay::config::{
+    DEFAULT_DOOR_RATE_BURST, DEFAULT_DOOR_RATE_PER_SEC, DEFAULT_DOOR_WS_MESSAGES_PER_SEC,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_RATE_BURST,
     DEFAULT_RATE_PER_SEC,
 };
-use stagehand_relay::{Limits, Relay, RelayConfig, TRADINGVIEW_ADDRESSES, TunnelId};
+use stagehand_relay::{DoorLimits, Limits, Relay, RelayConfig, TRADINGVIEW_ADDRESSES, TunnelId};
 use tracing_subscriber::EnvFilter;
 
 /// Stagehand's cloud relay: a public webhook door that keeps what it receives until the
@@ -75,6 +76,15 @@ struct ServeArgs {
     /// How long an unacknowledged delivery is kept (e.g. 24h, 90m).
     #[arg(long, env = "STAGEHAND_RELAY_MAX_BUFFERED_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
     max_buffered_age: std::time::Duration,
+    /// Sustained moderator panel requests per second per tunnel (429 above).
+    #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_RATE_PER_SEC", default_value_t = DEFAULT_DOOR_RATE_PER_SEC)]
+    moderator_rate_per_sec: u32,
+    /// Moderator panel requests per tunnel accepted at once before the sustained rate applies.
+    #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_RATE_BURST", default_value_t = DEFAULT_DOOR_RATE_BURST)]
+    moderator_rate_burst: u32,
+    /// Sustained WebSocket messages per second from one moderator (faster ones wait).
+    #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_MESSAGES_PER_SEC", default_value_t = DEFAULT_DOOR_WS_MESSAGES_PER_SEC)]
+    moderator_messages_per_sec: u32,
     /// Proxy whose X-Forwarded-For is believed (e.g. 127.0.0.1 behind Caddy on the same VM).
     /// Repeat or comma-separate.
     #[arg(
@@ -151,6 +161,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_buffered_bytes: args.max_buffered_bytes,
         max_buffered_age: args.max_buffered_age,
         ..Limits::default()
+    };
+    config.door = DoorLimits {
+        rate_per_sec: args.moderator_rate_per_sec,
+        rate_burst: args.moderator_rate_burst,
+        ws_messages_per_sec: args.moderator_messages_per_sec,
+        ws_burst: args.moderator_messages_per_sec.saturating_mul(2),
+        ..DoorLimits::default()
     };
     config.trusted_proxies = args.trusted_proxies;
     config.sync_full = args.sync_full;

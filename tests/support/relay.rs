@@ -73,7 +73,8 @@ impl TestRelay {
         Self::start_configured(|config| config.door = door).await
     }
 
-    async fn start_configured(configure: impl FnOnce(&mut RelayConfig)) -> Self {
+    /// A relay with whatever `configure` sets on the default configuration.
+    pub async fn start_configured(configure: impl FnOnce(&mut RelayConfig)) -> Self {
         crate::logs();
         let temp = tempfile::tempdir().expect("temp dir");
         let mut config = RelayConfig::new(temp.path());
