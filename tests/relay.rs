@@ -64,9 +64,22 @@ async fn an_alert_posted_to_the_relay_reaches_the_overlay() {
     assert_eq!(status["tunnelId"], relay.tunnel_id.as_str());
     assert_eq!(status["url"], relay.url.as_str());
 
-    let seq = relay
-        .post_note_accepted(&linked.token, "BTC crossed 100k via the relay", None)
-        .await;
+    // The URL the streamer is told to paste is the relay's door for this tunnel.
+    let overview = linked.app.get_json("/api/webhooks").await;
+    let pasted = overview["tradingview"]["relayUrl"].as_str().unwrap();
+    assert_eq!(
+        pasted,
+        relay.hook_url(support::relay::TRADINGVIEW_PATH, ""),
+        "{overview}"
+    );
+    let response = support::relay::post_note(
+        &relay.client,
+        &format!("{pasted}?token={}", linked.token),
+        "BTC crossed 100k via the relay",
+        None,
+    )
+    .await;
+    let seq = stored_seq(response, "posted to the advertised URL").await;
     assert_eq!(seq, 1, "the tunnel's first delivery");
     let alert = next_alert_within(&mut linked.page, LINK_SECS).await;
     assert_eq!(alert["message"], "BTC crossed 100k via the relay");

@@ -119,6 +119,14 @@ impl Engine {
         })
     }
 
+    /// The relay's public URL for a webhook path on this engine (`/webhooks/tradingview`),
+    /// when a relay is configured: what a streamer pastes into TradingView.
+    pub fn relay_hook_url(&self, path: &str) -> Option<String> {
+        let status = self.relay_status();
+        let (url, tunnel) = (status.url?, status.tunnel_id?);
+        Some(format!("{url}/h/{tunnel}/{}", path.trim_start_matches('/')))
+    }
+
     /// The public moderator link for `key` on the relay, when a relay is configured.
     pub fn relay_moderator_link(&self, key: &str) -> Option<String> {
         let status = self.relay_status();

@@ -28,21 +28,6 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// `{relay}/h/{tunnel}`, when a relay is configured.
-fn relay_base(engine: &Engine) -> Option<String> {
-    let relay = &engine.config().relay;
-    let (url, tunnel) = (relay.url.trim(), relay.tunnel_id.trim());
-    (!url.is_empty() && !tunnel.is_empty())
-        .then(|| format!("{}/h/{tunnel}", url.trim_end_matches('/')))
-}
-
-/// Pages open per overlay, from the realtime figures.
-fn pages_open(engine: &Engine, overlay_id: &str) -> usize {
-    engine.overlay_realtime()["overlays"][overlay_id]
-        .as_array()
-        .map_or(0, Vec::len)
-}
-
 async fn accounts(engine: &Engine) -> Result<AccountsView, ApiError> {
     let overview = engine.accounts_list().await?;
     Ok(AccountsView {
@@ -109,12 +94,13 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         let engine = &state.engine;
         let obs = engine.obs_status();
         let relay = engine.relay_status();
+        let open = engine.overlay_pages_open();
         let overlays = engine
             .overlay_list()
             .await?
             .into_iter()
             .map(|o| {
-                let pages = pages_open(engine, &o.overlay_id);
+                let pages = open.get(&o.overlay_id).copied().unwrap_or(0);
                 (o.name, pages)
             })
             .collect();
@@ -149,6 +135,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
 pub async fn overlays(State(state): State<AppState>, headers: HeaderMap) -> Response {
     signed_in_page(&state, &headers, || async {
         let engine = &state.engine;
+        let open = engine.overlay_pages_open();
         let rows = engine
             .overlay_list()
             .await?
@@ -159,7 +146,7 @@ pub async fn overlays(State(state): State<AppState>, headers: HeaderMap) -> Resp
                     state.local_url,
                     engine.overlay_link_path(&o.overlay_id, None)
                 ),
-                pages: pages_open(engine, &o.overlay_id),
+                pages: open.get(&o.overlay_id).copied().unwrap_or(0),
                 id: o.overlay_id,
                 name: o.name,
                 width: o.width,
@@ -206,14 +193,13 @@ pub async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Resp
     signed_in_page(&state, &headers, || async {
         let engine = &state.engine;
         let overview = engine.webhooks_overview().await?;
-        let relay = relay_base(engine);
         let auth = overview.tradingview.auth;
         let custom = overview
             .custom
             .into_iter()
             .map(|c| CustomRow {
                 url: format!("{}{}", state.local_url, c.path),
-                relay_url: relay.as_ref().map(|r| format!("{r}{}", c.path)),
+                relay_url: engine.relay_hook_url(&c.path),
                 name: c.endpoint.name,
                 title: c.endpoint.title,
                 created_at: c.endpoint.created_at,
@@ -221,9 +207,7 @@ pub async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Resp
             .collect();
         Ok(stagehand_ui::panel::webhooks_page(&WebhooksView {
             tradingview_url: format!("{}{}", state.local_url, overview.tradingview.path),
-            tradingview_relay_url: relay
-                .as_ref()
-                .map(|r| format!("{r}{}", overview.tradingview.path)),
+            tradingview_relay_url: engine.relay_hook_url(&overview.tradingview.path),
             auth: TradingViewAuthView {
                 token: auth.token,
                 hmac: auth.hmac,

@@ -91,9 +91,14 @@ pub async fn overview(
     let mut value = serde_json::to_value(&overview).unwrap_or_default();
     value["tradingview"]["url"] =
         format!("{}{}", state.local_url, overview.tradingview.path).into();
+    value["tradingview"]["relayUrl"] = state
+        .engine
+        .relay_hook_url(&overview.tradingview.path)
+        .into();
     if let Some(list) = value["custom"].as_array_mut() {
         for (entry, endpoint) in list.iter_mut().zip(&overview.custom) {
             entry["url"] = format!("{}{}", state.local_url, endpoint.path).into();
+            entry["relayUrl"] = state.engine.relay_hook_url(&endpoint.path).into();
         }
     }
     Ok(Json(value))

@@ -625,6 +625,16 @@ impl Engine {
         Some(seconds)
     }
 
+    /// How many pages have each overlay open now, by overlay id (overlays with none absent).
+    pub fn overlay_pages_open(&self) -> std::collections::HashMap<String, usize> {
+        self.inner
+            .overlay_hub
+            .figures()
+            .into_iter()
+            .map(|(overlay, pages)| (overlay, pages.len()))
+            .collect()
+    }
+
     /// Connected pages, versions and latency percentiles, for `GET /api/metrics/realtime`.
     pub fn overlay_realtime(&self) -> serde_json::Value {
         let hub = &self.inner.overlay_hub;
