@@ -254,6 +254,8 @@ async fn a_hundred_concurrent_consumes_through_the_relay_open_one_session() {
     let relay = TestRelay::start_with_door(DoorLimits {
         rate_per_sec: 10_000,
         rate_burst: 10_000,
+        client_rate_per_sec: 10_000,
+        client_rate_burst: 10_000,
         ..DoorLimits::default()
     })
     .await;
@@ -547,4 +549,123 @@ async fn the_door_refuses_other_methods_big_bodies_and_too_many_requests_before_
         4,
         "the three link pages and the first /metrics read; nothing refused reached the engine"
     );
+}
+
+#[tokio::test]
+async fn sockets_from_other_sites_and_smuggled_headers_get_nothing_and_revoking_reaches_the_relay()
+{
+    let relay = TestRelay::start().await;
+    let (app, _, _) = linked_engine(relay.engine_options()).await;
+    let made = generate(&app, &["scene.edit"]).await;
+    let (cookie, _) = session_cookie(&consume(&relay, made["key"].as_str().unwrap()).await);
+
+    // A page elsewhere cannot open the panel's socket with the moderator's cookie.
+    let url = relay
+        .door_url("/ws/moderator")
+        .replacen("http://", "ws://", 1);
+    let mut request = url.clone().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("a foreign Origin must not open the socket: {other:?}"),
+    }
+
+    // Headers only the relay (or the streamer) may set do not pass: the engine neither takes
+    // the moderator for the relay's own replay nor for the streamer.
+    let page = client()
+        .get(relay.door_url("/moderator"))
+        .header("cookie", &cookie)
+        .header("x-stagehand-relay", "guess")
+        .header("x-stagehand-relay-client", "10.9.9.9")
+        .header("x-streamer-token", &app.token)
+        .header("authorization", format!("Bearer {}", app.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        200,
+        "the smuggled mark never reached the engine's guard (which would answer 403)"
+    );
+
+    // The streamer revokes: the moderator's socket through the relay ends with 4401.
+    let mut socket = moderator_socket(&relay, &cookie).await;
+    next_of(&mut socket, "hello", 10).await;
+    let sessions = app.get_json("/api/moderator-sessions").await;
+    let id = sessions["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let revoked = app
+        .client
+        .delete(app.at(&format!("/api/moderator-sessions/{id}")))
+        .header("x-streamer-token", &app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let (code, _) = support::closed(&mut socket).await;
+    assert_eq!(
+        code, 4401,
+        "revocation reaches the moderator through the relay"
+    );
+    let gone = client()
+        .head(relay.door_url("/moderator"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        401,
+        "HEAD through the relay says the session ended"
+    );
+}
+
+#[tokio::test]
+async fn a_message_too_big_for_the_link_closes_only_its_socket() {
+    let relay = TestRelay::start().await;
+    // A streamer who raised the JSON limit can save a scene whose `scene.full`, escaped into a
+    // link frame, is larger than the link takes.
+    let options = relay
+        .engine_options()
+        .env("STAGEHAND_SECURITY_JSON_BODY_LIMIT_BYTES", "4000000");
+    let (app, id, signed) = linked_engine(options).await;
+    let token = app.tradingview_token().await;
+    let mut page = connect_page(&signed).await;
+    let made = generate(&app, &["scene.edit"]).await;
+    let (cookie, _) = session_cookie(&consume(&relay, made["key"].as_str().unwrap()).await);
+    let mut socket = moderator_socket(&relay, &cookie).await;
+    next_of(&mut socket, "scene.full", 10).await;
+
+    let quotes = "\"".repeat(1_500_000);
+    let saved = app
+        .save_scene(
+            &id,
+            2,
+            json!([{ "id": "title", "kind": "text", "x": 0, "y": 0, "w": 10, "h": 10, "z": 1,
+                     "props": { "text": quotes } }]),
+        )
+        .await;
+    assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
+    let (code, reason) = support::closed(&mut socket).await;
+    assert_eq!(code, 1009, "{reason}");
+
+    // The link itself carries on: a webhook still arrives, and the panel opens again.
+    relay
+        .post_note_accepted(&token, "after the big one", None)
+        .await;
+    let alert = support::relay::next_alert_within(&mut page, 30).await;
+    assert_eq!(alert["message"], "after the big one");
+    let panel = client()
+        .get(relay.door_url("/moderator"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(panel.status(), 200);
 }

@@ -44,6 +44,12 @@ pub const DEFAULT_DOOR_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_DOOR_WS_MESSAGES_PER_SEC: u32 = 30;
 /// Default WebSocket message burst per moderator socket.
 pub const DEFAULT_DOOR_WS_BURST: u32 = 2 * DEFAULT_DOOR_WS_MESSAGES_PER_SEC;
+/// Default moderator door requests per second from one client address.
+pub const DEFAULT_DOOR_CLIENT_RATE_PER_SEC: u32 = 10;
+/// Default moderator door burst from one client address.
+pub const DEFAULT_DOOR_CLIENT_RATE_BURST: u32 = 30;
+/// Default streams open at once on one engine link.
+pub const DEFAULT_DOOR_MAX_STREAMS: usize = 256;
 
 /// The time source; injected so rate limits are testable without sleeping.
 pub trait Clock: Send + Sync {
@@ -114,6 +120,15 @@ pub struct DoorLimits {
     pub ws_messages_per_sec: u32,
     /// Burst of WebSocket messages per socket.
     pub ws_burst: u32,
+    /// Sustained requests per second from one client address, across tunnels (429 above).
+    pub client_rate_per_sec: u32,
+    /// Burst per client address.
+    pub client_rate_burst: u32,
+    /// Streams (requests and sockets) open at once on one engine link (503 above).
+    pub max_streams: usize,
+    /// The relay's public origin as browsers name it (`https://relay.example.com`). Browsers'
+    /// `Origin` must equal it; without it, it must equal the request's `Host`.
+    pub public_origin: Option<String>,
 }
 
 impl Default for DoorLimits {
@@ -125,6 +140,10 @@ impl Default for DoorLimits {
             response_timeout: DEFAULT_DOOR_RESPONSE_TIMEOUT,
             ws_messages_per_sec: DEFAULT_DOOR_WS_MESSAGES_PER_SEC,
             ws_burst: DEFAULT_DOOR_WS_BURST,
+            client_rate_per_sec: DEFAULT_DOOR_CLIENT_RATE_PER_SEC,
+            client_rate_burst: DEFAULT_DOOR_CLIENT_RATE_BURST,
+            max_streams: DEFAULT_DOOR_MAX_STREAMS,
+            public_origin: None,
         }
     }
 }

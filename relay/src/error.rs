@@ -104,6 +104,13 @@ impl ApiError {
         e
     }
 
+    /// 429 with `Retry-After` and a message for the door it was refused at.
+    pub fn rate_limited_as(retry_after: u64, message: &str) -> Self {
+        let mut e = Self::rate_limited(retry_after);
+        e.message = message.to_owned();
+        e
+    }
+
     /// 401: no `Authorization: Bearer`.
     pub fn auth_required() -> Self {
         Self::new(

@@ -175,9 +175,14 @@ impl TunnelState {
 /// Takes one token from `bucket` (`rate` a second, `burst` at most); `Err(seconds)` says when
 /// to retry.
 fn take(bucket: &Mutex<Option<Bucket>>, rate: u32, burst: u32, now_ms: i64) -> Result<(), u64> {
+    let mut slot = bucket.lock().unwrap_or_else(|p| p.into_inner());
+    take_from(&mut slot, rate, burst, now_ms)
+}
+
+/// [`take`] on a bucket the caller holds.
+fn take_from(slot: &mut Option<Bucket>, rate: u32, burst: u32, now_ms: i64) -> Result<(), u64> {
     let rate_per_ms = f64::from(rate.max(1)) / 1000.0;
     let burst = f64::from(burst.max(1));
-    let mut slot = bucket.lock().unwrap_or_else(|p| p.into_inner());
     let bucket = slot.get_or_insert(Bucket {
         tokens: burst,
         last_ms: now_ms,
@@ -207,7 +212,13 @@ struct Inner {
     /// reload that read the database before an in-process change cannot apply its older
     /// snapshot after it.
     settings_lock: tokio::sync::Mutex<()>,
+    /// The moderator door's per-address buckets (all tunnels), so one client cannot use up a
+    /// tunnel's whole allowance and lock its moderators out.
+    door_clients: Mutex<HashMap<IpAddr, Option<Bucket>>>,
 }
+
+/// Addresses tracked by the door's per-address limit before idle ones are forgotten.
+const MAX_DOOR_CLIENTS: usize = 10_000;
 
 /// A running relay: its database, tunnels and attached engine links. Cheap to clone.
 #[derive(Clone)]
@@ -247,6 +258,7 @@ impl Relay {
                 next_link_id: AtomicU64::new(1),
                 metrics: metrics::Metrics::default(),
                 settings_lock: tokio::sync::Mutex::new(()),
+                door_clients: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -377,6 +389,28 @@ impl Relay {
             .values()
             .filter(|t| t.link.lock().unwrap_or_else(|p| p.into_inner()).is_some())
             .count()
+    }
+
+    /// Takes one token from `client`'s moderator door bucket; `Err(seconds)` says when to
+    /// retry.
+    pub(crate) fn take_door_client_token(&self, client: IpAddr, now_ms: i64) -> Result<(), u64> {
+        let door = &self.inner.config.door;
+        let mut clients = self
+            .inner
+            .door_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_DOOR_CLIENTS && !clients.contains_key(&client) {
+            // A bucket untouched for a minute is full again: forgetting it changes nothing.
+            clients.retain(|_, b| b.as_ref().is_some_and(|b| now_ms - b.last_ms < 60_000));
+        }
+        let slot = clients.entry(client).or_insert(None);
+        take_from(
+            slot,
+            door.client_rate_per_sec,
+            door.client_rate_burst,
+            now_ms,
+        )
     }
 
     pub(crate) fn tunnel(&self, id: &str) -> Option<Arc<TunnelState>> {

@@ -30,8 +30,8 @@ use crate::store::{self, StoredDelivery};
 use crate::{Relay, RelayError, TunnelSecret, TunnelState};
 
 /// Largest message the engine may send: acks are tiny, but a moderator panel's WebSocket
-/// message (a whole scene) can be up to the engine's 1 MiB JSON limit, plus its framing.
-const MAX_ENGINE_MESSAGE: usize = 2 * 1024 * 1024;
+/// message (a whole scene) is large; the engine never sends more than this in one frame.
+const MAX_ENGINE_MESSAGE: usize = stagehand_protocol::relay::MAX_LINK_MESSAGE;
 /// Initial read buffer of a link (grows for a larger message, up to MAX_ENGINE_MESSAGE).
 const LINK_READ_BUFFER: usize = 4 * 1024;
 /// Bytes gathered before a write to the link's socket.
@@ -83,15 +83,19 @@ impl LinkShared {
     }
 
     /// Registers a new moderator stream; the engine's messages for it arrive on the receiver,
-    /// which closes when the link ends.
-    pub(crate) fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<EngineMessage>) {
+    /// which closes when the link ends. `None` when `max` streams are open already.
+    pub(crate) fn open_stream(
+        &self,
+        max: usize,
+    ) -> Option<(u64, mpsc::UnboundedReceiver<EngineMessage>)> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if streams.len() >= max {
+            return None;
+        }
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
-        (id, rx)
+        streams.insert(id, tx);
+        Some((id, rx))
     }
 
     /// Forgets a stream (its handler is done with it).

@@ -85,6 +85,11 @@ struct ServeArgs {
     /// Sustained WebSocket messages per second from one moderator (faster ones wait).
     #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_MESSAGES_PER_SEC", default_value_t = DEFAULT_DOOR_WS_MESSAGES_PER_SEC)]
     moderator_messages_per_sec: u32,
+    /// The relay's public address as browsers see it (e.g. https://relay.example.com). A
+    /// moderator's browser must send it as its Origin; without it, the Origin must match the
+    /// Host header, which a proxy in front must then pass on unchanged.
+    #[arg(long, env = "STAGEHAND_RELAY_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Proxy whose X-Forwarded-For is believed (e.g. 127.0.0.1 behind Caddy on the same VM).
     /// Repeat or comma-separate.
     #[arg(
@@ -130,6 +135,19 @@ enum TunnelCommand {
     },
 }
 
+/// `https://relay.example.com/` → `https://relay.example.com`: the origin browsers send.
+fn public_origin(url: &str) -> anyhow::Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme @ ("http" | "https"), host)) if !host.is_empty() && !host.contains('/') => {
+            Ok(format!("{scheme}://{}", host.to_ascii_lowercase()))
+        }
+        _ => anyhow::bail!(
+            "--public-url must be http(s)://host[:port] with no path, e.g. https://relay.example.com"
+        ),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -167,6 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_burst: args.moderator_rate_burst,
         ws_messages_per_sec: args.moderator_messages_per_sec,
         ws_burst: args.moderator_messages_per_sec.saturating_mul(2),
+        public_origin: args.public_url.as_deref().map(public_origin).transpose()?,
         ..DoorLimits::default()
     };
     config.trusted_proxies = args.trusted_proxies;

@@ -17,9 +17,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use stagehand_protocol::relay::{
-    EngineMessage, HttpRequest, HttpResponse, RelayMessage, STREAM_CHUNK, STREAM_WINDOW,
-    StreamClose, StreamData, StreamWindow, StreamWsMessage, TUNNELLED_REQUEST_HEADERS,
-    moderator_prefix, moderator_surface,
+    CLOSE_TOO_BIG, EngineMessage, HttpRequest, HttpResponse, MAX_LINK_MESSAGE, RelayMessage,
+    STREAM_CHUNK, STREAM_WINDOW, StreamClose, StreamData, StreamWindow, StreamWsMessage,
+    TUNNELLED_REQUEST_HEADERS, moderator_prefix, moderator_surface,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
@@ -56,7 +56,7 @@ pub(crate) struct DoorState {
     /// The local server's base URL, once it is bound.
     target: OnceLock<String>,
     /// The client that replays requests, made on first use.
-    client: OnceLock<reqwest::Client>,
+    client: OnceLock<Option<reqwest::Client>>,
 }
 
 impl DoorState {
@@ -80,7 +80,9 @@ impl Engine {
             .set(local_url.trim_end_matches('/').to_owned());
     }
 
-    fn door_client(&self) -> reqwest::Client {
+    /// The client that replays requests; `None` if it cannot be built (never a default one,
+    /// which would follow proxy settings from the environment and hand them the door mark).
+    fn door_client(&self) -> Option<reqwest::Client> {
         self.inner
             .relay_door
             .client
@@ -92,7 +94,10 @@ impl Engine {
                     .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(std::time::Duration::from_secs(5))
                     .build()
-                    .unwrap_or_default()
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "cannot build the relay door's client"),
+                    )
+                    .ok()
             })
             .clone()
     }
@@ -133,6 +138,33 @@ impl Engine {
         let url = status.url?;
         Some(format!("{url}{}/m/{key}", self.relay_door()?.prefix))
     }
+}
+
+/// The text frame for a stream message. One that would pass the link's size limit is
+/// replaced by a close of its stream (code 1009): a huge scene costs that moderator's socket,
+/// never the link, which carries webhooks too.
+pub(crate) fn frame(message: &EngineMessage) -> Option<String> {
+    let text = serde_json::to_string(message)
+        .inspect_err(|e| tracing::error!(error = %e, "cannot encode a relay stream message"))
+        .ok()?;
+    if text.len() <= MAX_LINK_MESSAGE {
+        return Some(text);
+    }
+    let stream = match message {
+        EngineMessage::WsMessage(m) => m.stream,
+        EngineMessage::Data(m) => m.stream,
+        _ => return None,
+    };
+    tracing::warn!(
+        bytes = text.len(),
+        "a moderator message is too big for the relay link; its socket is closed"
+    );
+    let close = EngineMessage::Close(StreamClose {
+        stream,
+        code: Some(CLOSE_TOO_BIG),
+        reason: "message too big for the relay".into(),
+    });
+    serde_json::to_string(&close).ok()
 }
 
 /// The streams open on one relay connection. Dropped with the connection, which ends them.
@@ -345,13 +377,35 @@ async fn http(
             }
         }
     }
-    let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
-        refuse(out, stream, 405, "method_not_allowed", "unknown method").await;
+    // The moderator surface takes GET, HEAD and POST; whatever else a relay names stops here.
+    let method = match request.method.as_str() {
+        "GET" => reqwest::Method::GET,
+        "HEAD" => reqwest::Method::HEAD,
+        "POST" => reqwest::Method::POST,
+        _ => {
+            refuse(
+                out,
+                stream,
+                405,
+                "method_not_allowed",
+                "GET, HEAD and POST only",
+            )
+            .await;
+            return;
+        }
+    };
+    let Some(client) = engine.door_client() else {
+        refuse(
+            out,
+            stream,
+            503,
+            "streamer_offline",
+            "Stagehand cannot answer through the relay",
+        )
+        .await;
         return;
     };
-    let mut builder = engine
-        .door_client()
-        .request(method, local_url(target, &request));
+    let mut builder = client.request(method, local_url(target, &request));
     for (name, value) in forwarded(&request.headers) {
         builder = builder.header(name, value);
     }
@@ -370,7 +424,8 @@ async fn http(
     let response = match response {
         Ok(response) => response,
         Err(e) => {
-            tracing::warn!(error = %e, "the relay door could not reach the local server");
+            // Without the URL: it may carry a one-time key or a session.
+            tracing::warn!(error = %e.without_url(), "the relay door could not reach the local server");
             refuse(
                 out,
                 stream,
@@ -428,7 +483,7 @@ async fn http(
             chunk = chunks.next(), if !ended && queue.is_empty() => match chunk {
                 Some(Ok(bytes)) => queue.extend(bytes.chunks(STREAM_CHUNK).map(<[u8]>::to_vec)),
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "a relayed answer broke off");
+                    tracing::warn!(error = %e.without_url(), "a relayed answer broke off");
                     let _ = send(out, EngineMessage::Close(StreamClose { stream, code: None, reason: "the answer broke off".into() })).await;
                     return;
                 }
@@ -544,7 +599,13 @@ async fn websocket(
             return;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "the relay door could not open a local socket");
+            // I/O and TLS errors only: other errors may quote the URL, which may carry a
+            // session.
+            let detail = match &e {
+                tungstenite::Error::Io(io) => io.to_string(),
+                other => format!("{:?}", std::mem::discriminant(other)),
+            };
+            tracing::warn!(error = %detail, "the relay door could not open a local socket");
             refuse(
                 out,
                 stream,
@@ -564,7 +625,12 @@ async fn websocket(
     if !send(out, accepted).await {
         return;
     }
-    let (mut to_local, mut from_local) = socket.split();
+    let (to_local, mut from_local) = socket.split();
+    // Writing to the local socket happens in a task of its own, which returns the relay's
+    // credit once a message is written: this loop never waits on the server, so it keeps
+    // reading the server's messages (which the server may be waiting to send) meanwhile.
+    let (write, writes) = mpsc::unbounded_channel();
+    let mut writer = tokio::spawn(write_to_local(to_local, writes, out.clone(), stream));
     let mut credit = i64::from(STREAM_WINDOW);
     let mut pending: Option<StreamWsMessage> = None;
     loop {
@@ -573,21 +639,8 @@ async fn websocket(
         tokio::select! {
             from_relay = rx.recv() => match from_relay {
                 Some(RelayMessage::WsMessage(m)) => {
-                    let cost = m.cost();
-                    let message = match (m.text, m.binary_b64) {
-                        (Some(text), _) => tungstenite::Message::Text(text.into()),
-                        (None, Some(b64)) => match STANDARD.decode(b64) {
-                            Ok(bytes) => tungstenite::Message::Binary(bytes.into()),
-                            Err(_) => continue,
-                        },
-                        (None, None) => continue,
-                    };
-                    if to_local.send(message).await.is_err() {
-                        let _ = send(out, EngineMessage::Close(StreamClose { stream, code: Some(1011), reason: "Stagehand closed the socket".into() })).await;
-                        return;
-                    }
-                    if !send(out, EngineMessage::Window(StreamWindow { stream, bytes: cost })).await {
-                        return;
+                    if let Some(message) = to_tungstenite(m) {
+                        let _ = write.send(message);
                     }
                 }
                 Some(RelayMessage::Window(w)) => credit += i64::from(w.bytes),
@@ -596,13 +649,13 @@ async fn websocket(
                         code: CloseCode::from(sendable(close.code.unwrap_or(1000))),
                         reason: close.reason.into(),
                     };
-                    let _ = to_local.send(tungstenite::Message::Close(Some(frame))).await;
-                    return;
+                    let _ = write.send((tungstenite::Message::Close(Some(frame)), 0));
+                    break;
                 }
                 Some(_) => {}
                 None => {
-                    let _ = to_local.send(tungstenite::Message::Close(None)).await;
-                    return;
+                    let _ = write.send((tungstenite::Message::Close(None), 0));
+                    break;
                 }
             },
             local = from_local.next(), if pending.is_none() => match local {
@@ -614,23 +667,82 @@ async fn websocket(
                 }
                 Some(Ok(tungstenite::Message::Close(frame))) => {
                     let (code, reason) = frame.map_or((1000, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                    let _ = send(out, EngineMessage::Close(StreamClose { stream, code: Some(sendable(code)), reason })).await;
-                    return;
+                    closed_by_stagehand(out, stream, sendable(code), reason).await;
+                    break;
                 }
                 Some(Ok(_)) => {}
                 None | Some(Err(_)) => {
-                    let _ = send(out, EngineMessage::Close(StreamClose { stream, code: Some(1011), reason: "Stagehand closed the socket".into() })).await;
-                    return;
+                    closed_by_stagehand(out, stream, 1011, "Stagehand closed the socket".into()).await;
+                    break;
                 }
             },
             () = std::future::ready(()), if can_send => {
                 if let Some(message) = pending.take() {
                     credit -= i64::from(message.cost());
                     if !send(out, EngineMessage::WsMessage(message)).await {
-                        return;
+                        break;
                     }
                 }
             }
+        }
+    }
+    drop(write);
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+}
+
+async fn closed_by_stagehand(
+    out: &mpsc::Sender<EngineMessage>,
+    stream: u64,
+    code: u16,
+    reason: String,
+) {
+    let close = StreamClose {
+        stream,
+        code: Some(code),
+        reason,
+    };
+    let _ = send(out, EngineMessage::Close(close)).await;
+}
+
+/// A relayed WebSocket message as tungstenite's, with what it costs against the window.
+fn to_tungstenite(m: StreamWsMessage) -> Option<(tungstenite::Message, u32)> {
+    let cost = m.cost();
+    let message = match (m.text, m.binary_b64) {
+        (Some(text), _) => tungstenite::Message::Text(text.into()),
+        (None, Some(b64)) => tungstenite::Message::Binary(STANDARD.decode(b64).ok()?.into()),
+        (None, None) => return None,
+    };
+    Some((message, cost))
+}
+
+type LocalSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tungstenite::Message,
+>;
+
+/// Writes to the local socket in order, crediting the relay for each message written.
+async fn write_to_local(
+    mut to_local: LocalSink,
+    mut writes: mpsc::UnboundedReceiver<(tungstenite::Message, u32)>,
+    out: mpsc::Sender<EngineMessage>,
+    stream: u64,
+) {
+    while let Some((message, cost)) = writes.recv().await {
+        let last = matches!(message, tungstenite::Message::Close(_));
+        if to_local.send(message).await.is_err() || last {
+            return;
+        }
+        let credit = EngineMessage::Window(StreamWindow {
+            stream,
+            bytes: cost,
+        });
+        if !send(&out, credit).await {
+            return;
         }
     }
 }

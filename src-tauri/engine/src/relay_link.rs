@@ -424,7 +424,9 @@ impl Engine {
                         let mut next = Some(message);
                         let mut sent = 0;
                         while let Some(message) = next.take() {
-                            let text = serde_json::to_string(&message).unwrap_or_default();
+                            let Some(text) = crate::relay_door::frame(&message) else {
+                                continue;
+                            };
                             if tx.feed(tungstenite::Message::Text(text.into())).await.is_err() {
                                 return Ended::Lost("the connection to the relay broke".into());
                             }

@@ -112,6 +112,14 @@ pub const STREAM_WINDOW: u32 = 256 * 1024;
 /// The largest body chunk in one [`StreamData`].
 pub const STREAM_CHUNK: usize = 16 * 1024;
 
+/// The largest frame either side sends on the link. A stream message that would be larger
+/// (a WebSocket message of a huge scene, escaped into JSON) ends its stream with close code
+/// [`CLOSE_TOO_BIG`] instead: it must never cost the link, which carries webhooks too.
+pub const MAX_LINK_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// WebSocket close code for "message too big".
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
 /// A moderator's request, as the relay received it under `/t/{tunnel_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
@@ -232,7 +240,7 @@ pub fn moderator_surface(path: &str) -> bool {
     };
     let clean = !rest.is_empty()
         && rest.len() <= 512
-        && !rest.contains(['%', '\\'])
+        && !rest.contains(['%', '\\', '?', '#'])
         && !rest.chars().any(char::is_control)
         && rest
             .split('/')
@@ -240,17 +248,26 @@ pub fn moderator_surface(path: &str) -> bool {
     if !clean {
         return false;
     }
-    let under = |prefix: &str| {
-        rest.strip_prefix(prefix)
-            .is_some_and(|tail| !tail.is_empty() && !tail.contains('/'))
-    };
-    under("m/")
-        || under("ui/")
+    let key = rest
+        .strip_prefix("m/")
+        .is_some_and(|key| !key.is_empty() && !key.contains('/'));
+    key || MODERATOR_ASSETS
+        .iter()
+        .any(|asset| rest.strip_prefix("ui/") == Some(*asset))
         || matches!(
             rest,
             "moderator" | "ws/moderator" | "api/moderator-keys/consume"
         )
 }
+
+/// The files under `/ui/` the moderator pages load; the streamer's panel scripts are not
+/// among them.
+pub const MODERATOR_ASSETS: &[&str] = &[
+    "style.css",
+    "moderator-link.js",
+    "moderator.js",
+    "scene-editor.js",
+];
 
 /// A webhook as the relay received it: the bytes and the headers that matter, untouched, so
 /// the engine checks signatures on the original body.
@@ -371,6 +388,10 @@ mod tests {
             "//moderator",
             "/moderator/",
             "/ui/a\\b",
+            "/ui/home.js",
+            "/ui/webhooks.js",
+            "/m/a?b",
+            "/m/a#b",
         ] {
             assert!(!moderator_surface(no), "{no:?} must be refused");
         }
