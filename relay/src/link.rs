@@ -421,23 +421,6 @@ async fn drive(
                     Err(e) => tracing::debug!(tunnel = %tunnel.id, error = %e, "ignored an unreadable engine message"),
                 }
             }
-            Some(message) = outbound.recv() => {
-                // Stream messages: send what is queued together, then flush once.
-                let mut batch = 0;
-                let mut next = Some(message);
-                while let Some(message) = next.take() {
-                    if let Err(end) = feed(&mut tx, &message).await {
-                        return end;
-                    }
-                    batch += 1;
-                    if batch < 64 {
-                        next = outbound.try_recv().ok();
-                    }
-                }
-                if let Err(e) = tx.flush().await {
-                    return End::Failed(e.to_string());
-                }
-            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > settings.pong_timeout {
                     return End::Silent;
@@ -481,6 +464,25 @@ async fn drive(
                     sent = d.seq;
                     if let Err(end) = feed(&mut tx, &to_delivery(tunnel, d)).await {
                         return end;
+                    }
+                }
+                if let Err(e) = tx.flush().await {
+                    return End::Failed(e.to_string());
+                }
+            }
+            // Last in this biased select: stored webhooks go first, moderators' traffic
+            // fills what is left.
+            Some(message) = outbound.recv() => {
+                // Stream messages: send what is queued together, then flush once.
+                let mut batch = 0;
+                let mut next = Some(message);
+                while let Some(message) = next.take() {
+                    if let Err(end) = feed(&mut tx, &message).await {
+                        return end;
+                    }
+                    batch += 1;
+                    if batch < 64 {
+                        next = outbound.try_recv().ok();
                     }
                 }
                 if let Err(e) = tx.flush().await {

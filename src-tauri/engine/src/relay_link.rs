@@ -414,7 +414,10 @@ impl Engine {
         loop {
             let frame = match held.take() {
                 Some(frame) => frame,
+                // Biased: what the relay sends (webhooks) is read before moderators' answers
+                // are written.
                 None => tokio::select! {
+                    biased;
                     frame = rx.next() => {
                         heard = tokio::time::Instant::now();
                         Frame::read(frame)
