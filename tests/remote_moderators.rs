@@ -474,10 +474,11 @@ async fn a_moderator_who_stops_reading_holds_up_neither_webhooks_nor_other_moder
     let mut healthy = moderator_socket(&relay, &cookie).await;
     next_of(&mut healthy, "hello", 10).await;
 
-    // Forty big scenes (about 2 MB each way past any buffer) go to both moderators.
-    let filler = "x".repeat(40_000);
+    // Twenty big scenes, 8 MB in all, past what socket buffers hold (4 MB at most for the
+    // relay's send side; the stalled reader asked for 4 KiB), go to both.
+    let filler = "x".repeat(400_000);
     let mut version = 2;
-    for i in 0..40 {
+    for i in 0..20 {
         let saved = app
             .save_scene(
                 &id,
@@ -495,6 +496,28 @@ async fn a_moderator_who_stops_reading_holds_up_neither_webhooks_nor_other_moder
             break;
         }
     }
+
+    // The relay holds no more for the stalled moderator than one credit window and the
+    // message that crossed it: the engine stopped sending, it did not pile up here.
+    let metrics = relay
+        .client
+        .get(format!("{}/metrics", relay.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pending: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("stagehand_relay_moderator_bytes_pending "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the relay reports what it holds for moderators");
+    let window = u64::from(stagehand_protocol::relay::STREAM_WINDOW);
+    assert!(
+        pending <= window + 2 * 410_000,
+        "{pending} bytes held for the stalled moderator: the window did not hold"
+    );
 
     // A webhook through the same tunnel still arrives.
     relay

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::Relay;
 use crate::error::ApiError;
-use crate::link::LinkShared;
+use crate::link::{LinkShared, Pending};
 
 /// WebSocket close code for "the streamer's app went offline; try again later".
 pub const CLOSE_OFFLINE: u16 = 1013;
@@ -239,6 +239,8 @@ struct Stream {
     id: u64,
     link: Arc<LinkShared>,
     rx: mpsc::UnboundedReceiver<EngineMessage>,
+    /// Bytes received for the moderator and not yet written to them.
+    pending: Pending,
     /// Set once either side has ended the stream: nothing more to tell the engine.
     done: bool,
 }
@@ -246,18 +248,21 @@ struct Stream {
 impl Stream {
     /// A new stream on `link`; `None` when it has `max` open already.
     fn open(link: Arc<LinkShared>, max: usize) -> Option<Self> {
-        let (id, rx) = link.open_stream(max)?;
+        let (id, rx, pending) = link.open_stream(max)?;
         Some(Self {
             id,
             link,
             rx,
+            pending,
             done: false,
         })
     }
 }
 
-/// Returns `bytes` of credit on stream `id` to the engine.
-fn credit(link: &LinkShared, id: u64, bytes: usize) {
+/// `bytes` of stream `id` were written to the moderator: returns that much credit to the
+/// engine.
+fn credit(link: &LinkShared, id: u64, pending: &Pending, bytes: usize) {
+    pending.written(bytes);
     if bytes > 0 {
         link.to_engine_soon(RelayMessage::Window(StreamWindow {
             stream: id,
@@ -269,6 +274,7 @@ fn credit(link: &LinkShared, id: u64, bytes: usize) {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.link.forget_stream(self.id);
+        self.pending.forget();
         if !self.done {
             self.link.to_engine_soon(RelayMessage::Close(StreamClose {
                 stream: self.id,
@@ -460,7 +466,7 @@ async fn respond(stream: Stream, head: HttpResponse, prefix: &str) -> Response {
                     let Ok(bytes) = STANDARD.decode(&data.data_b64) else {
                         return Some((Err(std::io::Error::other("unreadable body chunk")), stream));
                     };
-                    credit(&stream.link, stream.id, bytes.len());
+                    credit(&stream.link, stream.id, &stream.pending, bytes.len());
                     stream.done = data.fin;
                     return Some((Ok(Bytes::from(bytes)), stream));
                 }
@@ -543,6 +549,7 @@ async fn pump(socket: WebSocket, mut stream: Stream, door: crate::config::DoorLi
         writes,
         Arc::clone(&stream.link),
         stream.id,
+        stream.pending.clone(),
     ));
     let mut credit = i64::from(STREAM_WINDOW);
     let mut pending: Option<StreamWsMessage> = None;
@@ -649,13 +656,14 @@ async fn write_to_moderator(
     mut writes: mpsc::UnboundedReceiver<(Message, usize)>,
     link: Arc<LinkShared>,
     id: u64,
+    pending: Pending,
 ) {
     while let Some((message, cost)) = writes.recv().await {
         let last = matches!(message, Message::Close(_));
         if to_moderator.send(message).await.is_err() || last {
             return;
         }
-        credit(&link, id, cost);
+        credit(&link, id, &pending, cost);
     }
 }
 

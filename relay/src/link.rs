@@ -6,7 +6,7 @@
 //! engine's acknowledgements, so a slow engine costs the relay nothing but rows on disk.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,15 +59,45 @@ pub(crate) struct LinkShared {
     /// Moderator stream messages for the engine, written by the link's task.
     outbound: mpsc::Sender<RelayMessage>,
     /// Open moderator streams: where the engine's messages for each go.
-    streams: Mutex<HashMap<u64, mpsc::UnboundedSender<EngineMessage>>>,
+    streams: Mutex<HashMap<u64, StreamSlot>>,
     next_stream: AtomicU64,
+    /// Bytes received for moderators and not yet written to them, all streams (a gauge).
+    pending_total: Arc<AtomicI64>,
+}
+
+/// Where one stream's messages go, and how many of its bytes wait to be written.
+struct StreamSlot {
+    tx: mpsc::UnboundedSender<EngineMessage>,
+    pending: Arc<AtomicI64>,
+}
+
+/// A stream's count of bytes received for the moderator and not yet written to them.
+#[derive(Clone)]
+pub(crate) struct Pending {
+    stream: Arc<AtomicI64>,
+    total: Arc<AtomicI64>,
+}
+
+impl Pending {
+    /// `bytes` were written to the moderator.
+    pub(crate) fn written(&self, bytes: usize) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.stream.fetch_sub(bytes, Ordering::Relaxed);
+        self.total.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// The stream is gone: what it still held will never be written.
+    pub(crate) fn forget(&self) {
+        let left = self.stream.swap(0, Ordering::Relaxed);
+        self.total.fetch_sub(left, Ordering::Relaxed);
+    }
 }
 
 /// Stream messages queued for one link before a sender waits.
 const OUTBOUND_QUEUE: usize = 256;
 
 impl LinkShared {
-    fn new(id: u64) -> (Self, mpsc::Receiver<RelayMessage>) {
+    fn new(id: u64, pending_total: Arc<AtomicI64>) -> (Self, mpsc::Receiver<RelayMessage>) {
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let link = Self {
             id,
@@ -78,6 +108,7 @@ impl LinkShared {
             outbound,
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(1),
+            pending_total,
         };
         (link, rx)
     }
@@ -87,15 +118,26 @@ impl LinkShared {
     pub(crate) fn open_stream(
         &self,
         max: usize,
-    ) -> Option<(u64, mpsc::UnboundedReceiver<EngineMessage>)> {
+    ) -> Option<(u64, mpsc::UnboundedReceiver<EngineMessage>, Pending)> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         if streams.len() >= max {
             return None;
         }
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        streams.insert(id, tx);
-        Some((id, rx))
+        let pending = Arc::new(AtomicI64::new(0));
+        streams.insert(
+            id,
+            StreamSlot {
+                tx,
+                pending: Arc::clone(&pending),
+            },
+        );
+        let pending = Pending {
+            stream: pending,
+            total: Arc::clone(&self.pending_total),
+        };
+        Some((id, rx, pending))
     }
 
     /// Forgets a stream (its handler is done with it).
@@ -125,8 +167,16 @@ impl LinkShared {
     /// Hands an engine message to its stream; unknown streams (already closed) are ignored.
     fn dispatch(&self, stream: u64, message: EngineMessage) {
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = streams.get(&stream) {
-            let _ = tx.send(message);
+        if let Some(slot) = streams.get(&stream) {
+            let bytes = match &message {
+                EngineMessage::WsMessage(m) => i64::from(m.cost()),
+                EngineMessage::Data(d) => i64::try_from(d.byte_len()).unwrap_or(i64::MAX),
+                _ => 0,
+            };
+            if slot.tx.send(message).is_ok() {
+                slot.pending.fetch_add(bytes, Ordering::Relaxed);
+                self.pending_total.fetch_add(bytes, Ordering::Relaxed);
+            }
         }
     }
 
@@ -210,7 +260,10 @@ enum End {
 
 async fn run(relay: Relay, tunnel: Arc<TunnelState>, last_seq: u64, socket: WebSocket) {
     relay.metrics().link_opened();
-    let (link, mut outbound) = LinkShared::new(relay.next_link_id());
+    let (link, mut outbound) = LinkShared::new(
+        relay.next_link_id(),
+        Arc::clone(&relay.metrics().moderator_pending),
+    );
     let link = Arc::new(link);
     let previous = tunnel
         .link

@@ -30,6 +30,8 @@ pub(crate) struct Metrics {
     refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Moderator door answers by status.
     door: Mutex<BTreeMap<u16, u64>>,
+    /// Bytes the engines sent for moderators that are not yet written to them.
+    pub(crate) moderator_pending: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Metrics {
@@ -141,6 +143,12 @@ pub(crate) async fn metrics(
             "stagehand_relay_moderator_requests_total{{status=\"{status}\"}} {n}"
         );
     }
+    gauge(
+        &mut out,
+        "stagehand_relay_moderator_bytes_pending",
+        "Bytes engines sent for moderators and not yet written to them (bounded by each stream's window).",
+        u64::try_from(m.moderator_pending.load(Ordering::Relaxed)).unwrap_or(0),
+    );
     counter(
         &mut out,
         "stagehand_relay_evicting_stores_total",

@@ -168,6 +168,15 @@ pub struct StreamData {
     pub fin: bool,
 }
 
+impl StreamData {
+    /// How many bytes the chunk carries (what it counts against the window).
+    pub fn byte_len(&self) -> usize {
+        let b64 = self.data_b64.as_bytes();
+        let padding = b64.iter().rev().take_while(|c| **c == b'=').count();
+        (b64.len() / 4 * 3).saturating_sub(padding)
+    }
+}
+
 /// One WebSocket message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamWsMessage {
