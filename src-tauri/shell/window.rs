@@ -75,14 +75,22 @@ pub fn open_main(app: &AppHandle, engine: &Engine, engine_url: &str) -> anyhow::
     Ok(())
 }
 
-/// Defines `window.__stagehandOpenExternal(url)` for the panel: it asks for a new window, which
-/// the shell turns into the system browser. Relative URLs are resolved against the page.
+/// Defines `window.__stagehandOpenExternal(url)` for the panel. An address elsewhere is
+/// navigated to, which the navigation handler refuses and hands to the system browser: a
+/// navigation needs no user gesture, so this works after an `await` too (the usual case: fetch
+/// the authorization URL, then open it), where WebKit would block `window.open`. An address on
+/// the engine itself would simply load in this window, so it goes through `window.open` and the
+/// new-window handler instead, which needs the call to come from a click.
 const OPEN_EXTERNAL_SCRIPT: &str = r#"window.__stagehandOpenExternal = function (url) {
   var target = new URL(String(url), window.location.href);
   if (target.protocol !== "http:" && target.protocol !== "https:") {
     throw new TypeError("only http and https addresses open in the browser");
   }
-  window.open(target.href, "_blank");
+  if (target.origin === window.location.origin) {
+    window.open(target.href, "_blank");
+  } else {
+    window.location.assign(target.href);
+  }
 };
 "#;
 
@@ -96,7 +104,11 @@ fn open_external(app: &AppHandle, url: &Url) {
     }
     match app.opener().open_url(url.as_str(), None::<&str>) {
         Ok(()) => tracing::info!(to = %origin, "opened in the system browser"),
-        Err(e) => tracing::warn!(to = %origin, error = %e, "cannot open the system browser"),
+        Err(e) => {
+            // The launcher's error repeats the whole address.
+            let error = e.to_string().replace(url.as_str(), &origin);
+            tracing::warn!(to = %origin, error = %error, "cannot open the system browser");
+        }
     }
 }
 
