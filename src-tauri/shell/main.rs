@@ -96,12 +96,16 @@ fn main() -> anyhow::Result<()> {
         .context("starting the desktop shell")?;
 
     let mut shutdown_tx = Some(shutdown_tx);
-    let exit_code = app.run_return(move |_, event| {
-        if let RunEvent::Exit = event
-            && let Some(tx) = shutdown_tx.take()
-        {
-            let _ = tx.send(());
+    let exit_code = app.run_return(move |_app, event| match event {
+        RunEvent::Exit => {
+            if let Some(tx) = shutdown_tx.take() {
+                let _ = tx.send(());
+            }
         }
+        // macOS: a click on the Dock icon brings back the window that was closed into the tray.
+        #[cfg(target_os = "macos")]
+        RunEvent::Reopen { .. } => window::show_main(_app),
+        _ => {}
     });
 
     // The windows are gone: let the server finish what it is doing before the process ends.
