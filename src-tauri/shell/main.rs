@@ -4,8 +4,12 @@
 //! browser, OBS and the command line reach it there, and so does this window. The shell exists
 //! so that streamers have an app to double-click: it builds the one tokio runtime that Tauri and
 //! the engine share, opens the engine, binds the server, and points a window at it, signed in
-//! with a one-time login code so the streamer token never appears in a URL. It is glue: it owns
-//! no state and makes no decisions, and anything that starts growing here belongs in the engine.
+//! with a one-time login code so the streamer token never appears in a URL (`window`). A tray
+//! icon keeps Stagehand at hand while the window is closed (`tray`), a second launch hands over
+//! to the first, pages elsewhere open in the system browser, and the engine's notices become OS
+//! notifications (`notify`). It is glue: it owns no state and makes no decisions (what the tray
+//! says and what deserves a notification are the engine's), and anything that starts growing
+//! here belongs in the engine.
 
 mod notify;
 mod tray;
