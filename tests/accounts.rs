@@ -971,3 +971,54 @@ async fn a_discord_webhook_url_is_kept_secret_and_shown_masked() {
     assert_eq!(error_code(response).await, (422, "invalid_fields".into()));
     assert!(!logs().contents().contains("webhook_token_value"));
 }
+
+#[tokio::test]
+async fn a_relogin_notice_reaches_the_panel_socket() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let mut rig = rig().await;
+    let mut request = format!("ws://{}/ws/events", rig.app.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", HeaderValue::from_str(&rig.app.url).unwrap());
+    headers.insert(
+        "x-streamer-token",
+        HeaderValue::from_str(&rig.app.token).unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    rig.link_twitch().await;
+    rig.fake.refresh_mode(RefreshMode::Invalid);
+    rig.advance(14_400 - 300);
+
+    let mut notices = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while notices.is_empty() {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a notice on /ws/events within 10 s of the refused refresh")
+            .expect("the socket stays open")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if event["type"] == "notice" {
+                notices.push(event["data"].clone());
+            }
+        }
+    }
+    let notice = &notices[0];
+    assert_eq!(notice["kind"], "account_needs_relogin", "{notice}");
+    assert_eq!(notice["provider"], "twitch", "{notice}");
+    assert!(
+        notice["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"),
+        "the engine's words, for the panel and the OS notification: {notice}"
+    );
+    rig.seen.push(notice.to_string());
+    rig.assert_no_token_anywhere();
+}

@@ -5,11 +5,18 @@
 //! page (at start, and again after a sign-out or an expired session), the shell issues a fresh
 //! one-time login code and hands it to that page, which trades it for a session cookie. The
 //! code is never in a URL, and the window refuses to navigate anywhere but the engine.
+//!
+//! Pages elsewhere (a provider's sign-in page, documentation) open in the system browser, where
+//! the streamer's passwords, password manager and existing sessions are, and never in this
+//! window. The panel asks for that with `window.__stagehandOpenExternal(url)`, which the shell
+//! defines on every page of the main window; `window.open(url)`, a link with a `target` and a
+//! plain navigation away from the engine end up in the system browser too.
 
 use anyhow::Context as _;
 use stagehand_engine::Engine;
-use tauri::webview::PageLoadEvent;
+use tauri::webview::{NewWindowResponse, PageLoadEvent};
 use tauri::{AppHandle, Manager as _, Url, WebviewUrl, WebviewWindowBuilder};
+use tauri_plugin_opener::OpenerExt as _;
 
 /// Label of the window onto the engine.
 pub const MAIN: &str = "main";
@@ -26,6 +33,8 @@ pub fn open_main(app: &AppHandle, engine: &Engine, engine_url: &str) -> anyhow::
     let origin = base.origin();
     let login_origin = origin.clone();
     let engine = engine.clone();
+    let opener = app.clone();
+    let new_window_opener = app.clone();
     WebviewWindowBuilder::new(app, MAIN, WebviewUrl::External(login))
         .title("Stagehand")
         .inner_size(1100.0, 760.0)
@@ -48,20 +57,73 @@ pub fn open_main(app: &AppHandle, engine: &Engine, engine_url: &str) -> anyhow::
                 tracing::error!(error = format!("{e:#}"), "cannot sign the window in");
             }
         })
+        .initialization_script(OPEN_EXTERNAL_SCRIPT)
         .on_navigation(move |url| {
             // No address bar, and a login script aboard: this window only ever shows the engine.
-            let allowed = url.origin() == origin;
-            if !allowed {
-                tracing::warn!(
-                    to = %url.origin().ascii_serialization(),
-                    "the main window refused to leave the engine"
-                );
+            if url.origin() == origin {
+                return true;
             }
-            allowed
+            open_external(&opener, url);
+            false
+        })
+        .on_new_window(move |url, _features| {
+            open_external(&new_window_opener, &url);
+            NewWindowResponse::Deny
         })
         .build()
         .context("opening the main window")?;
     Ok(())
+}
+
+/// Defines `window.__stagehandOpenExternal(url)` for the panel. An address elsewhere is
+/// navigated to, which the navigation handler refuses and hands to the system browser: a
+/// navigation needs no user gesture, so this works after an `await` too (the usual case: fetch
+/// the authorization URL, then open it), where WebKit would block `window.open`. An address on
+/// the engine itself would simply load in this window, so it goes through `window.open` and the
+/// new-window handler instead, which needs the call to come from a click.
+const OPEN_EXTERNAL_SCRIPT: &str = r#"window.__stagehandOpenExternal = function (url) {
+  var target = new URL(String(url), window.location.href);
+  if (target.protocol !== "http:" && target.protocol !== "https:") {
+    throw new TypeError("only http and https addresses open in the browser");
+  }
+  if (target.origin === window.location.origin) {
+    window.open(target.href, "_blank");
+  } else {
+    window.location.assign(target.href);
+  }
+};
+"#;
+
+/// Opens an http(s) address in the system browser; anything else is refused. Only the scheme
+/// and host are logged: the path and query of an authorization URL carry its state.
+fn open_external(app: &AppHandle, url: &Url) {
+    let origin = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "http" | "https") {
+        tracing::warn!(to = %url.scheme(), "the main window refused to open a non-web address");
+        return;
+    }
+    match app.opener().open_url(url.as_str(), None::<&str>) {
+        Ok(()) => tracing::info!(to = %origin, "opened in the system browser"),
+        Err(e) => {
+            // The launcher's error repeats the whole address.
+            let error = e.to_string().replace(url.as_str(), &origin);
+            tracing::warn!(to = %origin, error = %error, "cannot open the system browser");
+        }
+    }
+}
+
+/// Brings the main window back: from the tray, or when Stagehand is launched a second time.
+pub fn show_main(app: &AppHandle) {
+    let Some(main) = app.get_webview_window(MAIN) else {
+        return;
+    };
+    let shown = main
+        .unminimize()
+        .and_then(|()| main.show())
+        .and_then(|()| main.set_focus());
+    if let Err(e) = shown {
+        tracing::warn!(error = %e, "cannot bring the main window back");
+    }
 }
 
 /// Shows `error` on the boot page in its own window; the main window, if any, is closed.
@@ -77,7 +139,8 @@ pub fn open_failure(app: &AppHandle, headline: &str, error: &anyhow::Error) -> a
         .build()
         .context("opening the failure window")?;
     if let Some(main) = app.get_webview_window(MAIN) {
-        main.close().context("closing the main window")?;
+        // Destroyed, not closed: closing the main window only hides it in the tray.
+        main.destroy().context("closing the main window")?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod moderators;
+pub mod notices;
 pub mod obs;
 pub mod overlays;
 pub mod random;
@@ -23,6 +24,7 @@ pub mod relay_link;
 mod secret;
 pub mod secrets;
 pub mod store;
+pub mod summary;
 pub mod tts;
 pub mod webhooks;
 
@@ -214,6 +216,7 @@ impl Engine {
                 started,
             }),
         };
+        engine.notices_start();
         engine.webhooks_start().await?;
         engine.accounts_start();
         Ok(engine)

@@ -295,6 +295,10 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tracing::warn!(method, route = %route, status = code, ms, "request");
     } else if status.is_client_error() {
         tracing::info!(method, route = %route, status = code, ms, "request");
+    } else if method == "GET" && route == "/" && status.is_success() {
+        // `/` answers 200 only to a signed-in streamer (anyone else is sent to `/login`): this
+        // line is how an operator, and the desktop smoke test, see the panel has opened.
+        tracing::info!(method, route = %route, status = code, ms, "panel served to a signed-in streamer");
     } else {
         tracing::debug!(method, route = %route, status = code, ms, "request");
     }
