@@ -24,6 +24,8 @@ const KNOWN_EXTRA_ENV: &[&str] = &[
     "STAGEHAND_TWITCH_CLIENT_SECRET",
     "STAGEHAND_GOOGLE_CLIENT_SECRET",
     "STAGEHAND_LOG",
+    // Read by `scripts/run` (run headless even with a display), passed on to the engine.
+    "STAGEHAND_HEADLESS",
 ];
 
 /// Short names accepted for the keys people set most (some come from the documents Stagehand
@@ -871,9 +873,16 @@ mod tests {
             "colour = \"red\"\n[server]\nprot = 1\n",
         )
         .expect("write config");
-        let config = Config::load(&sources(dir.path(), &[("STAGEHAND_POTR", "1")]))
-            .expect("unknown keys warn, they do not fail");
+        let config = Config::load(&sources(
+            dir.path(),
+            &[("STAGEHAND_POTR", "1"), ("STAGEHAND_HEADLESS", "1")],
+        ))
+        .expect("unknown keys warn, they do not fail");
         let all = config.warnings.join("\n");
+        assert!(
+            !all.contains("STAGEHAND_HEADLESS"),
+            "scripts/run's own switch is not an unknown setting: {all}"
+        );
         assert!(all.contains("`colour`"), "{all}");
         assert!(all.contains("`server.prot`"), "{all}");
         assert!(all.contains("STAGEHAND_POTR"), "{all}");
