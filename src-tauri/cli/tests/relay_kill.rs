@@ -216,10 +216,11 @@ async fn sigkill_while_webhooks_arrive_loses_and_doubles_nothing() {
     // The same alert id twice is the page seeing an alert before the kill and again after
     // it: the page had it and said so (`alert.seen`), but the engine died before recording
     // that, so the restart announced it again. Real pages drop ids they have shown. Only
-    // alerts whose report was in flight at the kill can be in that state: a few dozen at most
-    // at this rate, never a whole run's worth.
+    // alerts whose report was in flight at the kill can be in that state: a few dozen at this
+    // rate (34 once, on two cores also running a release build), never what the page had seen
+    // before the kill (KILL_AFTER and more), which is what forgetting the reports would give.
     assert!(
-        seen.repeats() <= 32,
+        seen.repeats() <= 64,
         "{} alerts shown twice across the kill; only those in flight may be",
         seen.repeats()
     );
