@@ -9,64 +9,20 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Browser;
 use support::relay::TestRelay;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stagehand");
+mod common;
 
-fn stagehand(dir: &Path, relay: &TestRelay) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("STAGEHAND_SECRETS", "file")
-        .env("STAGEHAND_OBS_ENABLED", "false")
-        .envs(relay.engine_env())
-        .arg("--data-dir")
-        .arg(dir)
-        .kill_on_drop(true);
-    cmd
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+use common::{serve, streamer_token};
 
 /// Starts `stagehand serve` and returns once the engine is linked to the relay.
-async fn serve(dir: &Path, relay: &TestRelay) -> (Child, String) {
-    let port = free_port();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("serve-stderr.log"))
-        .unwrap();
-    let mut child = stagehand(dir, relay)
-        .args(["serve", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("Ctrl-C") {
-                return;
-            }
-        }
-        panic!("stagehand serve exited before it was ready");
-    };
-    tokio::time::timeout(Duration::from_secs(30), banner)
-        .await
-        .expect("stagehand serve starts within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let url = format!("http://127.0.0.1:{port}");
+async fn serve_linked(dir: &Path, relay: &TestRelay) -> (Child, String) {
+    let served = serve(dir, relay).await;
     // The relay counts the link once it is attached; wait for that, not for a time.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while relay.relay().connected_links() == 0 {
@@ -76,13 +32,7 @@ async fn serve(dir: &Path, relay: &TestRelay) -> (Child, String) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (child, url)
-}
-
-async fn streamer_token(dir: &Path, relay: &TestRelay) -> String {
-    let out = stagehand(dir, relay).arg("token").output().await.unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    served
 }
 
 async fn eval(browser: &mut Browser, name: &str, js: &str) -> Value {
@@ -104,7 +54,7 @@ async fn wait_until(browser: &mut Browser, name: &str, js: &str) -> Value {
 async fn browser_remote_moderator_moves_a_layer_through_the_relay_and_survives_a_killed_engine() {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut engine, url) = serve(dir.path(), &relay).await;
+    let (mut engine, url) = serve_linked(dir.path(), &relay).await;
     let token = streamer_token(dir.path(), &relay).await;
     let http = reqwest::Client::new();
 
@@ -230,7 +180,7 @@ async fn browser_remote_moderator_moves_a_layer_through_the_relay_and_survives_a
     )
     .await;
     // …and once it is back (another port: the relay does not care), reconnects by itself.
-    let (_engine, _) = serve(dir.path(), &relay).await;
+    let (_engine, _) = serve_linked(dir.path(), &relay).await;
     wait_until(
         &mut browser,
         "mod",
