@@ -32,7 +32,7 @@
   // Read by the browser tests; kept current whether or not debug is on.
   const status = {
     state: 'connecting', reason: null, closeCode: null,
-    version: null, applied: null, alertsShown: [], ttsStarted: [],
+    version: null, applied: null, patches: 0, resyncs: 0, alertsShown: [], ttsStarted: [],
     chartsReady: 0, chartPoints: {},
   };
   window.__stagehandOverlay = status;
@@ -40,7 +40,9 @@
   let socket = null;
   let backoffMs = BACKOFF_FIRST_MS;
   let stopped = false;
-  let pendingScene = null; // latest scene.full not yet rendered
+  let scene = null; // the newest scene received: { version, overlay, layers }
+  let pendingScene = null; // that scene, when not rendered yet
+  let resyncAsked = false; // a gap in versions was seen and a full scene asked for
   let renderScheduled = false;
   let currentLayers = []; // layers of the last rendered scene, in scene order
   const layerViews = new Map(); // layer id -> { kind, el, ...kind-specific state }
@@ -121,6 +123,7 @@
   function stop(reason, closeCode) {
     stopped = true;
     pendingScene = null;
+    scene = null;
     alertQueue.length = 0;
     stopMedia(document.body);
     if ('speechSynthesis' in window) speechSynthesis.cancel();
@@ -134,6 +137,7 @@
   function handleMessage(message) {
     switch (message.type) {
       case 'scene.full': return receiveScene(message);
+      case 'scene.patch': return receivePatch(message);
       case 'alert.show': return enqueueAlert(message);
       case 'chat.message': return addChatLine(message);
       case 'chart.update': return receiveChart(message);
@@ -148,8 +152,34 @@
     if (!Number.isFinite(message.version)) return;
     // Only a full scene means the server is reachable and happy: the backoff starts over.
     backoffMs = BACKOFF_FIRST_MS;
-    status.version = message.version;
-    pendingScene = message;
+    resyncAsked = false;
+    const layers = (message.scene && Array.isArray(message.scene.layers)) ? message.scene.layers : [];
+    showScene({ version: message.version, overlay: message.overlay || {}, layers });
+  }
+
+  // A patch carries the new or changed layers and the order of every layer id. It applies only
+  // to the version it was made from; one already covered by a newer full scene is ignored, and
+  // a gap (a version never seen) asks the server for the whole scene.
+  function receivePatch(message) {
+    const { from_version: from, to_version: to } = message;
+    if (!scene || !Number.isFinite(from) || !Number.isFinite(to) || to <= scene.version) return;
+    const changed = new Map((Array.isArray(message.layers) ? message.layers : [])
+      .filter((l) => l && typeof l.id === 'string').map((l) => [l.id, l]));
+    const known = new Map(scene.layers.map((l) => [l.id, l]));
+    const order = Array.isArray(message.order) ? message.order : [];
+    const layers = order.map((id) => changed.get(id) || known.get(id));
+    if (from !== scene.version || layers.some((l) => !l)) {
+      if (!resyncAsked) { resyncAsked = true; status.resyncs += 1; send({ type: 'resync' }); }
+      return;
+    }
+    status.patches += 1;
+    showScene({ version: to, overlay: scene.overlay, layers });
+  }
+
+  function showScene(next) {
+    scene = next;
+    status.version = next.version;
+    pendingScene = next;
     updateDebug();
     scheduleRender();
   }
@@ -167,17 +197,15 @@
 
   function renderPending() {
     renderScheduled = false;
-    const message = pendingScene;
+    const next = pendingScene;
     pendingScene = null;
-    if (!message || stopped) return;
-    const overlay = message.overlay || {};
-    stage.style.width = `${positiveOr(overlay.width, 1920)}px`;
-    stage.style.height = `${positiveOr(overlay.height, 1080)}px`;
-    const layers = (message.scene && Array.isArray(message.scene.layers)) ? message.scene.layers : [];
-    renderLayers(layers.filter((l) => l && typeof l.id === 'string' && RENDERERS[l.kind]));
-    status.applied = message.version;
+    if (!next || stopped) return;
+    stage.style.width = `${positiveOr(next.overlay.width, 1920)}px`;
+    stage.style.height = `${positiveOr(next.overlay.height, 1080)}px`;
+    renderLayers(next.layers.filter((l) => l && typeof l.id === 'string' && RENDERERS[l.kind]));
+    status.applied = next.version;
     updateDebug();
-    send({ type: 'applied', version: message.version });
+    send({ type: 'applied', version: next.version });
   }
 
   function renderLayers(layers) {

@@ -77,6 +77,12 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
     browser
         .cmd(serde_json::json!({"cmd": "waitText", "name": "a", "selector": "[data-layer-id=\"title\"]", "text": "Live now"}))
         .await;
+    // That edit came as a patch (one layer changed, two removed), which the page applied to
+    // what it had: only the title is left, moved.
+    let drawn = browser
+        .cmd(serde_json::json!({"cmd": "eval", "name": "a", "js": "[...document.querySelectorAll('[data-layer-id]')].map((e) => `${e.dataset.layerId}@${e.style.left}`).join(',') + ` patches=${window.__stagehandOverlay.patches}`"}))
+        .await;
+    assert_eq!(drawn["value"], "title@60px patches=1", "{drawn}");
 
     // Forged and deleted links are refused by the page itself.
     let forged = browser

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use stagehand_engine::clock::ManualClock;
 use stagehand_engine::moderators::Via;
+use support::page::PageScene;
 use support::{Options, Socket, TestApp, closed, connect_overlay, error_code, next_json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -368,7 +369,8 @@ async fn a_moderator_edit_reaches_the_overlay_and_conflicts_report_the_version()
     let overlay = app.create_overlay("Main").await;
     let id = overlay["overlayId"].as_str().unwrap().to_owned();
     let mut page = connect_overlay(overlay["signedUrl"].as_str().unwrap()).await;
-    next_json(&mut page).await;
+    let mut shown = PageScene::default();
+    shown.next(&mut page).await;
     let token = session(&app, &["scene.edit"]).await;
     let mut socket = moderator_socket(&app, &token).await;
     let scene = next_json(&mut socket).await;
@@ -383,9 +385,9 @@ async fn a_moderator_edit_reaches_the_overlay_and_conflicts_report_the_version()
         (Some(true), Some(2)),
         "{saved}"
     );
-    let pushed = next_json(&mut page).await;
-    assert_eq!(pushed["version"], 2);
-    assert_eq!(pushed["scene"]["layers"][0]["x"], 100.0);
+    shown.next(&mut page).await;
+    assert_eq!(shown.version, 2);
+    assert_eq!(shown.layer("t")["x"], 100.0);
     let stale = act(&mut socket, serde_json::json!({ "type": "scene.save", "ref": "s2", "overlayId": id, "version": 1, "scene": { "layers": [] } })).await;
     assert_eq!(stale["error"]["code"], "version_conflict");
     assert_eq!(stale["currentVersion"], 2);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use stagehand_engine::clock::ManualClock;
+use support::page::PageScene;
 use support::{
     Options, Socket, TestApp, closed, connect_overlay, error_code, logs, next_json, socket_url,
 };
@@ -254,15 +255,17 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
         (Some("scene.full"), Some(1))
     );
     assert_eq!(first["overlay"]["width"], 1280);
+    let mut shown = PageScene::default();
+    shown.apply(&first);
 
     let saved = app
         .save_scene(&id, 1, serde_json::json!([layer("title", "Hello", 10)]))
         .await;
     assert_eq!(saved.status(), 200);
     assert_eq!(saved.headers()["etag"], "\"2\"");
-    let pushed = next_json(&mut page).await;
-    assert_eq!(pushed["version"], 2);
-    assert_eq!(pushed["scene"]["layers"][0]["props"]["text"], "Hello");
+    shown.next(&mut page).await;
+    assert_eq!(shown.version, 2);
+    assert_eq!(shown.layer("title")["props"]["text"], "Hello");
 
     let stale = app
         .save_scene(&id, 1, serde_json::json!([layer("title", "Stale", 10)]))
@@ -306,6 +309,76 @@ async fn scene_saves_are_versioned_pushed_and_conflicts_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_drag_sends_pages_only_what_changed_and_they_end_on_the_stored_scene() {
+    let app = TestApp::start().await;
+    let overlay = create(&app, "Main").await;
+    let id = overlay["overlayId"].as_str().unwrap().to_owned();
+    let mut page = connect(overlay["signedUrl"].as_str().unwrap()).await;
+    let mut shown = PageScene::default();
+    shown.next(&mut page).await;
+    let mut layers: Vec<serde_json::Value> = (0..20)
+        .map(|i| layer(&format!("l{i}"), &"words ".repeat(80), i))
+        .collect();
+    assert_eq!(
+        app.save_scene(&id, 1, layers.clone().into()).await.status(),
+        200
+    );
+    shown.reach(&mut page, 2).await;
+    let scene_path = format!("/api/overlays/{id}/scene");
+    let whole = app.get_json(&scene_path).await.to_string().len();
+
+    // One layer dragged: the page is sent that layer and the order, not 20 layers of text.
+    layers[7]["x"] = 500.into();
+    assert_eq!(
+        app.save_scene(&id, 2, layers.clone().into()).await.status(),
+        200
+    );
+    let patch = shown.next(&mut page).await;
+    assert_eq!(
+        (
+            patch["type"].as_str(),
+            patch["from_version"].as_i64(),
+            patch["to_version"].as_i64()
+        ),
+        (Some("scene.patch"), Some(2), Some(3))
+    );
+    assert_eq!(patch["layers"].as_array().unwrap().len(), 1, "{patch}");
+    assert_eq!(patch["layers"][0]["id"], "l7");
+    assert!(
+        patch.to_string().len() * 10 < whole,
+        "a patch of {} bytes for a scene of {whole}",
+        patch.to_string().len()
+    );
+
+    // Removed, added and reordered layers: what the page builds is what was stored.
+    layers.remove(3);
+    let first = layers.remove(0);
+    layers.push(first);
+    layers.insert(5, layer("new", "hello", 9));
+    assert_eq!(
+        app.save_scene(&id, 3, layers.clone().into()).await.status(),
+        200
+    );
+    shown.reach(&mut page, 4).await;
+    let current = app.get_json(&scene_path).await;
+    assert_eq!(
+        &shown.layers,
+        current["scene"]["layers"].as_array().unwrap()
+    );
+
+    // A page that finds a gap asks for the whole scene and gets it at once.
+    page.send(Message::Text(r#"{"type":"resync"}"#.into()))
+        .await
+        .unwrap();
+    let full = next_json(&mut page).await;
+    assert_eq!(
+        (full["type"].as_str(), full["version"].as_i64()),
+        (Some("scene.full"), Some(4))
+    );
+    assert_eq!(full["scene"], current["scene"]);
+}
+
+#[tokio::test]
 async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
     let app = TestApp::start().await;
     let overlay = create(&app, "Main").await;
@@ -313,8 +386,9 @@ async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
     let mut pages = Vec::new();
     for _ in 0..3 {
         let mut page = connect(overlay["signedUrl"].as_str().unwrap()).await;
-        next_json(&mut page).await;
-        pages.push(page);
+        let mut shown = PageScene::default();
+        shown.next(&mut page).await;
+        pages.push((page, shown));
     }
     let mut version = 1;
     for i in 0..100 {
@@ -327,22 +401,24 @@ async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
             .unwrap();
     }
     assert_eq!(version, 101);
-    for page in &mut pages {
-        let mut last = 0;
-        while last < 101 {
-            let message = next_json(page).await;
-            let v = message["version"].as_i64().unwrap();
-            assert!(v > last, "versions arrive in order");
-            last = v;
+    for (page, shown) in &mut pages {
+        while shown.version < 101 {
+            let before = shown.version;
+            shown.next(page).await;
+            assert!(shown.version > before, "versions arrive in order");
             page.send(Message::Text(
-                serde_json::json!({"type": "applied", "version": v})
+                serde_json::json!({"type": "applied", "version": shown.version})
                     .to_string()
                     .into(),
             ))
             .await
             .unwrap();
         }
-        assert_eq!(last, 101);
+        assert_eq!(
+            shown.layer("title")["x"],
+            99.0,
+            "the last edit is what the page shows"
+        );
     }
     // Applied reports are handled in order per socket; wait for them through the API.
     let mut figures = serde_json::Value::Null;
@@ -450,29 +526,30 @@ async fn a_stalled_page_does_not_delay_a_healthy_one() {
         .await
         .unwrap();
     let mut healthy = connect(&signed).await;
-    next_json(&mut healthy).await;
-    // ~8 KB scenes: the stalled page's socket and its 16-message queue fill within the run.
-    let layers: Vec<serde_json::Value> = (0..40)
-        .map(|i| layer(&format!("l{i}"), &"x".repeat(100), i))
-        .collect();
+    let mut shown = PageScene::default();
+    shown.next(&mut healthy).await;
+    // ~8 KB changes (every layer moves): the stalled page's socket and its 16-message queue
+    // fill within the run.
+    let layers = |base: i64| -> serde_json::Value {
+        (0..40)
+            .map(|i| layer(&format!("l{i}"), &"x".repeat(100), i + base))
+            .collect()
+    };
     let saves = 300;
     let reader = tokio::spawn(async move {
-        let mut last = 1;
-        while last < 1 + saves {
-            let message = next_json(&mut healthy).await;
-            let v = message["version"].as_i64().unwrap();
-            assert!(v > last, "the healthy page gets versions in order");
-            last = v;
+        while shown.version < 1 + saves {
+            let before = shown.version;
+            shown.next(&mut healthy).await;
+            assert!(
+                shown.version > before,
+                "the healthy page gets versions in order"
+            );
         }
+        assert_eq!(shown.layer("l0")["x"], saves as f64);
         healthy
     });
     for base in 1..=saves {
-        assert_eq!(
-            app.save_scene(&id, base, serde_json::Value::Array(layers.clone()))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(app.save_scene(&id, base, layers(base)).await.status(), 200);
     }
     let _healthy = tokio::time::timeout(Duration::from_secs(30), reader)
         .await

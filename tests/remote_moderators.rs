@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use stagehand_relay::DoorLimits;
+use support::page::PageScene;
 use support::relay::{TestRelay, connect_page, next_json_within, relay_status_within};
 use support::{Options, Socket, TestApp, error_code};
 use tokio_tungstenite::tungstenite::Message;
@@ -133,7 +134,9 @@ async fn engine_requests(app: &TestApp) -> u64 {
 async fn a_relay_link_opens_the_panel_once_and_its_edits_reach_the_overlay() {
     let relay = TestRelay::start().await;
     let (app, id, signed) = linked_engine(relay.engine_options()).await;
-    let mut page = connect_page(&signed).await;
+    let mut page = support::connect_overlay(&signed).await;
+    let mut shown = PageScene::default();
+    shown.next(&mut page).await;
 
     let made = generate(&app, &["scene.edit"]).await;
     let key = made["key"].as_str().unwrap();
@@ -214,13 +217,8 @@ async fn a_relay_link_opens_the_panel_once_and_its_edits_reach_the_overlay() {
     let result = next_of(&mut socket, "result", 10).await;
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["version"], 3);
-    loop {
-        let message = next_json_within(&mut page, 10).await;
-        if message["type"] == "scene.full" && message["version"] == 3 {
-            assert_eq!(message["scene"]["layers"][0]["x"].as_f64(), Some(300.0));
-            break;
-        }
-    }
+    shown.reach(&mut page, 3).await;
+    assert_eq!(shown.layers[0]["x"].as_f64(), Some(300.0));
 
     // The audit log says where the moderator came from.
     let audit = app.get_json("/api/audit?limit=20").await;

@@ -7,6 +7,7 @@
 
 pub mod fake_oauth;
 pub mod fake_obs;
+pub mod page;
 pub mod real_obs;
 pub mod relay;
 pub mod tls_front;

@@ -163,7 +163,9 @@ async fn main() {
             for page in these.iter_mut() {
                 loop {
                     let msg = next_json(page).await;
-                    if msg["version"].as_i64() == Some(want) {
+                    // `scene.full` says `version`, `scene.patch` `to_version`.
+                    let version = msg["version"].as_i64().or(msg["to_version"].as_i64());
+                    if version == Some(want) {
                         last = last.max(Instant::now());
                         break;
                     }

@@ -2,9 +2,10 @@
 //!
 //! The signature is checked before anything is sent; a refused link gets the socket closed
 //! with code 4403 and the reason, so the page can stop reconnecting and say why. An accepted
-//! page gets `scene.full` at once, then everything queued for it by the hub. If its queue
-//! overflowed it gets a fresh `scene.full` instead of what it missed. Pings every 15 s; a page
-//! silent for 45 s is dropped.
+//! page gets `scene.full` at once, then everything queued for it by the hub: scene changes as
+//! `scene.full` or `scene.patch`, and events. If its queue overflowed it gets a fresh
+//! `scene.full` instead of what it missed; a page that finds a gap in its versions asks for one
+//! with `resync`. Pings every 15 s; a page silent for 45 s is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -70,13 +71,16 @@ async fn close(
     }
 }
 
+/// Sends the stored scene whole and notes its version in `shown`.
 async fn send_full(
     state: &AppState,
     overlay_id: &str,
     tx: &mut SplitSink<WebSocket, Message>,
+    shown: &mut i64,
 ) -> Result<(), ()> {
     let overlay = state.engine.overlay_get(overlay_id).await.map_err(|_| ())?;
     let scene = state.engine.scene_get(overlay_id).await.map_err(|_| ())?;
+    *shown = scene.version;
     let message = state.engine.scene_full_message(&overlay, &scene);
     tx.send(Message::Text(message.as_ref().into()))
         .await
@@ -103,7 +107,9 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
     let mut last_heard = Instant::now();
     let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
 
-    let mut ready = send_full(&state, &overlay.overlay_id, &mut tx).await;
+    // The scene version this socket last sent: queued scene messages it covers are skipped.
+    let mut shown = 0;
+    let mut ready = send_full(&state, &overlay.overlay_id, &mut tx, &mut shown).await;
     // Alerts accepted just before a restart, announced while no page was connected yet.
     for message in state.engine.overlay_backlog(&overlay.overlay_id) {
         if ready.is_ok() {
@@ -131,12 +137,16 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
                         }
                         break;
                     };
-                    let resync = page.state.needs_resync.swap(false, Ordering::AcqRel);
-                    let sent = if resync {
-                        send_full(&state, &overlay.overlay_id, &mut tx).await
-                    } else {
-                        tx.send(Message::Text(message.as_ref().into())).await.map_err(|_| ())
-                    };
+                    let mut sent = Ok(());
+                    if page.state.needs_resync.swap(false, Ordering::AcqRel) {
+                        sent = send_full(&state, &overlay.overlay_id, &mut tx, &mut shown).await;
+                    }
+                    if sent.is_ok() && message.still_news(&mut shown) {
+                        sent = tx
+                            .send(Message::Text(message.text.as_ref().into()))
+                            .await
+                            .map_err(|_| ());
+                    }
                     if sent.is_err() {
                         break;
                     }
@@ -144,7 +154,15 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
                 incoming = rx.next() => {
                     last_heard = Instant::now();
                     match incoming {
-                        Some(Ok(Message::Text(text))) => applied(&state, &page, &overlay.overlay_id, &text),
+                        Some(Ok(Message::Text(text))) => {
+                            if from_page(&state, &page, &overlay.overlay_id, &text) == Asked::Resync
+                                && send_full(&state, &overlay.overlay_id, &mut tx, &mut shown)
+                                    .await
+                                    .is_err()
+                            {
+                                break;
+                            }
+                        }
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                         Some(Ok(_)) => {}
                     }
@@ -168,42 +186,48 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
     hub.disconnect(&overlay.overlay_id, page.id);
 }
 
-fn applied(
+/// What a page's message asks of its socket.
+#[derive(Debug, PartialEq, Eq)]
+enum Asked {
+    Nothing,
+    /// The page missed a version: send it the whole scene.
+    Resync,
+}
+
+/// Handles a message from a page: `applied`, `alert.seen` or `resync`.
+fn from_page(
     state: &AppState,
     page: &stagehand_engine::overlays::hub::PageConnection,
     overlay_id: &str,
     text: &str,
-) {
+) -> Asked {
+    /// Every message a page sends: a type, and what that type carries.
     #[derive(serde::Deserialize)]
-    struct Applied {
+    struct FromPage {
         #[serde(rename = "type")]
         kind: String,
         version: Option<i64>,
+        id: Option<String>,
     }
-    #[derive(serde::Deserialize)]
-    struct Seen {
-        #[serde(rename = "type")]
-        kind: String,
-        id: String,
+    let Ok(message) = serde_json::from_str::<FromPage>(text) else {
+        return Asked::Nothing;
+    };
+    match (message.kind.as_str(), message.version, message.id) {
+        ("applied", Some(version), _) => {
+            state
+                .engine
+                .overlay_applied(overlay_id, &page.state, version);
+        }
+        ("alert.seen", _, Some(id)) if id.len() <= 64 => {
+            let engine = state.engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.webhook_alert_seen(&id).await {
+                    tracing::warn!(error = %e, "could not record that a page has an alert");
+                }
+            });
+        }
+        ("resync", _, _) => return Asked::Resync,
+        _ => {}
     }
-    if let Ok(Applied {
-        kind,
-        version: Some(version),
-    }) = serde_json::from_str::<Applied>(text)
-        && kind == "applied"
-    {
-        state
-            .engine
-            .overlay_applied(overlay_id, &page.state, version);
-    } else if let Ok(Seen { kind, id }) = serde_json::from_str::<Seen>(text)
-        && kind == "alert.seen"
-        && id.len() <= 64
-    {
-        let engine = state.engine.clone();
-        tokio::spawn(async move {
-            if let Err(e) = engine.webhook_alert_seen(&id).await {
-                tracing::warn!(error = %e, "could not record that a page has an alert");
-            }
-        });
-    }
+    Asked::Nothing
 }

@@ -11,6 +11,43 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+/// A message queued for a page.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The text sent.
+    pub text: Arc<str>,
+    /// What it is, so a page's socket can skip what a full scene it sent already covers.
+    pub kind: QueuedKind,
+}
+
+/// What a queued message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuedKind {
+    /// An alert, chat line, chart update or speech: always sent.
+    Event,
+    /// `scene.full` at this version (an overlay rename sends one at the same version again).
+    Full(i64),
+    /// `scene.patch` to this version.
+    Patch(i64),
+}
+
+impl Queued {
+    /// Whether a page whose socket last sent the scene at version `shown` still needs this;
+    /// moves `shown` on when it does. A full scene sent on resync or connect makes older
+    /// queued scene messages stale, but never an event.
+    pub fn still_news(&self, shown: &mut i64) -> bool {
+        let (news, version) = match self.kind {
+            QueuedKind::Event => return true,
+            QueuedKind::Full(v) => (v >= *shown, v),
+            QueuedKind::Patch(v) => (v > *shown, v),
+        };
+        if news {
+            *shown = version;
+        }
+        news
+    }
+}
+
 /// Why the server closed a page's socket (WebSocket close code and reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {
@@ -22,7 +59,7 @@ pub struct CloseReason {
 
 struct PageHandle {
     id: u64,
-    tx: mpsc::Sender<Arc<str>>,
+    tx: mpsc::Sender<Queued>,
     close: Option<oneshot::Sender<CloseReason>>,
     state: Arc<PageState>,
 }
@@ -46,7 +83,7 @@ pub struct PageConnection {
     /// The overlay it shows.
     pub overlay_id: String,
     /// Messages to send, in order.
-    pub rx: mpsc::Receiver<Arc<str>>,
+    pub rx: mpsc::Receiver<Queued>,
     /// Completes when the server closes this page (overlay deleted, key rotated).
     pub closed: oneshot::Receiver<CloseReason>,
     /// Shared state.
@@ -137,23 +174,37 @@ impl OverlayHub {
         let Some(list) = pages.get(overlay_id) else {
             return 0;
         };
-        self.fan_out(list.iter(), message)
+        self.fan_out(list.iter(), message, QueuedKind::Event)
+    }
+
+    /// Queues the scene message `message` (`kind` says which) for every page of `overlay_id`.
+    pub fn send_scene(&self, overlay_id: &str, message: &Arc<str>, kind: QueuedKind) -> usize {
+        let pages = self.pages();
+        let Some(list) = pages.get(overlay_id) else {
+            return 0;
+        };
+        self.fan_out(list.iter(), message, kind)
     }
 
     /// Queues `message` for every connected page of every overlay.
     pub fn send_all(&self, message: &Arc<str>) -> usize {
         let pages = self.pages();
-        self.fan_out(pages.values().flatten(), message)
+        self.fan_out(pages.values().flatten(), message, QueuedKind::Event)
     }
 
     fn fan_out<'a>(
         &self,
         pages: impl Iterator<Item = &'a PageHandle>,
         message: &Arc<str>,
+        kind: QueuedKind,
     ) -> usize {
         let mut delivered = 0;
         for page in pages {
-            match page.tx.try_send(Arc::clone(message)) {
+            let queued = Queued {
+                text: Arc::clone(message),
+                kind,
+            };
+            match page.tx.try_send(queued) {
                 Ok(()) => {
                     delivered += 1;
                     self.sent.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +286,26 @@ mod tests {
         assert!(stalled.state.needs_resync.load(Ordering::Acquire));
         assert!(!healthy.state.needs_resync.load(Ordering::Acquire));
         assert_eq!(hub.totals().1, 1);
+    }
+
+    #[test]
+    fn a_full_scene_sent_makes_older_scene_messages_stale_but_not_events() {
+        let queued = |kind| Queued {
+            text: Arc::from("m"),
+            kind,
+        };
+        // The socket sent version 5 whole (on connect or resync).
+        let mut shown = 5;
+        assert!(queued(QueuedKind::Event).still_news(&mut shown));
+        assert!(!queued(QueuedKind::Patch(5)).still_news(&mut shown));
+        assert!(!queued(QueuedKind::Full(4)).still_news(&mut shown));
+        assert!(
+            queued(QueuedKind::Full(5)).still_news(&mut shown),
+            "a rename resends the same version"
+        );
+        assert!(queued(QueuedKind::Patch(6)).still_news(&mut shown));
+        assert_eq!(shown, 6);
+        assert!(!queued(QueuedKind::Full(5)).still_news(&mut shown));
     }
 
     #[tokio::test]

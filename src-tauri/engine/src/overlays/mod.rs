@@ -435,52 +435,55 @@ impl Engine {
         let text = serde_json::to_string(&scene).map_err(|e| EngineError::Task(e.to_string()))?;
         let id = overlay_id.to_owned();
         let now = self.now_ms();
-        let outcome: Result<i64, Option<i64>> = self
+        // The scene it replaces comes out of the same transaction: pages on `base` are sent
+        // only what changed from it.
+        let outcome: Result<(i64, String), Option<i64>> = self
             .store()
             .call(move |conn| {
-                // One conditional statement: concurrent saves from the same base cannot both win.
-                let new: Option<i64> = conn
+                let tx = conn.transaction()?;
+                let before: Option<String> = tx
                     .query_row(
-                        "UPDATE scenes SET version = version + 1, scene = ?3, updated_ms = ?4
-                         WHERE overlay_id = ?1 AND version = ?2 RETURNING version",
-                        params![id, base, text, now],
+                        "SELECT scene FROM scenes WHERE overlay_id = ?1 AND version = ?2",
+                        params![id, base],
                         |r| r.get(0),
                     )
                     .optional()?;
-                match new {
-                    Some(v) => Ok(Ok(v)),
-                    None => Ok(Err(conn
+                let Some(before) = before else {
+                    let current = tx
                         .query_row(
                             "SELECT version FROM scenes WHERE overlay_id = ?1",
                             [id],
                             |r| r.get(0),
                         )
-                        .optional()?)),
-                }
+                        .optional()?;
+                    return Ok(Err(current));
+                };
+                let version: i64 = tx.query_row(
+                    "UPDATE scenes SET version = version + 1, scene = ?3, updated_ms = ?4
+                     WHERE overlay_id = ?1 AND version = ?2 RETURNING version",
+                    params![id, base, text, now],
+                    |r| r.get(0),
+                )?;
+                tx.commit()?;
+                Ok(Ok((version, before)))
             })
             .await?;
-        let version = match outcome {
-            Ok(v) => v,
+        let (version, before) = match outcome {
+            Ok(saved) => saved,
             Err(Some(current)) => return Err(OverlayError::Conflict { base, current }.into()),
             Err(None) => return Err(OverlayError::NotFound.into()),
         };
         let saved = VersionedScene { version, scene };
         let overlay = self.overlay_get(overlay_id).await?;
-        self.push_scene(&overlay, &saved);
+        // A stored scene that no longer parses is simply replaced whole.
+        let before = serde_json::from_str::<Scene>(&before).ok();
+        self.push_scene(&overlay, before.as_ref().map(|b| (base, b)), &saved);
         Ok(saved)
     }
 
     /// The `scene.full` message for an overlay.
     pub fn scene_full_message(&self, overlay: &Overlay, scene: &VersionedScene) -> Arc<str> {
-        self.inner
-            .overlay_published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(
-                &overlay.overlay_id,
-                scene.version,
-                std::time::Instant::now(),
-            );
+        self.record_published(&overlay.overlay_id, scene.version);
         let message = serde_json::json!({
             "type": "scene.full",
             "version": scene.version,
@@ -496,9 +499,39 @@ impl Engine {
         Arc::from(message.to_string())
     }
 
-    fn push_scene(&self, overlay: &Overlay, scene: &VersionedScene) {
-        let message = self.scene_full_message(overlay, scene);
-        self.inner.overlay_hub.send(&overlay.overlay_id, &message);
+    fn record_published(&self, overlay_id: &str, version: i64) {
+        self.inner
+            .overlay_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(overlay_id, version, std::time::Instant::now());
+    }
+
+    /// Sends pages a new version: as `scene.patch` from `before` (the version they have) when
+    /// that is shorter than the whole scene, else as `scene.full`.
+    fn push_scene(&self, overlay: &Overlay, before: Option<(i64, &Scene)>, scene: &VersionedScene) {
+        let full = self.scene_full_message(overlay, scene);
+        let patch = before.map(|(from, old)| {
+            let diff = scene.scene.diff_from(old);
+            serde_json::json!({
+                "type": "scene.patch",
+                "from_version": from,
+                "to_version": scene.version,
+                "server_ts": rfc3339(self.now_ms()),
+                "layers": diff.layers,
+                "order": diff.order,
+            })
+            .to_string()
+        });
+        let (message, kind) = match patch {
+            Some(patch) if patch.len() < full.len() => {
+                (Arc::from(patch), hub::QueuedKind::Patch(scene.version))
+            }
+            _ => (full, hub::QueuedKind::Full(scene.version)),
+        };
+        self.inner
+            .overlay_hub
+            .send_scene(&overlay.overlay_id, &message, kind);
         // Editors (the streamer's panel, moderators) follow changes through the event bus.
         self.events().publish(
             "scene.updated",
@@ -509,7 +542,7 @@ impl Engine {
     async fn push_full_scene(&self, overlay_id: &str) -> Result<(), EngineError> {
         let overlay = self.overlay_get(overlay_id).await?;
         let scene = self.scene_get(overlay_id).await?;
-        self.push_scene(&overlay, &scene);
+        self.push_scene(&overlay, None, &scene);
         Ok(())
     }
 

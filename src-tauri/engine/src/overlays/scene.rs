@@ -112,6 +112,32 @@ impl Scene {
     }
 }
 
+/// What a page at one version needs to reach the next: the layers that are new or changed, and
+/// the ids of all layers in order (a layer missing from it was removed).
+#[derive(Debug, PartialEq, Serialize)]
+pub struct SceneDiff<'a> {
+    /// New or changed layers, whole.
+    pub layers: Vec<&'a Layer>,
+    /// Every layer id of the new scene, in order.
+    pub order: Vec<&'a str>,
+}
+
+impl Scene {
+    /// What changed from `old` to this scene.
+    pub fn diff_from<'a>(&'a self, old: &Scene) -> SceneDiff<'a> {
+        let before: std::collections::HashMap<&str, &Layer> =
+            old.layers.iter().map(|l| (l.id.as_str(), l)).collect();
+        SceneDiff {
+            layers: self
+                .layers
+                .iter()
+                .filter(|l| before.get(l.id.as_str()) != Some(l))
+                .collect(),
+            order: self.layers.iter().map(|l| l.id.as_str()).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +147,26 @@ mod tests {
             serde_json::json!({"id": id, "kind": "text", "x": 1, "y": 2, "w": 3, "h": 4}),
         )
         .expect("a minimal layer parses")
+    }
+
+    #[test]
+    fn a_diff_holds_only_new_and_changed_layers_and_the_order() {
+        let old = Scene {
+            layers: vec![layer("a"), layer("b"), layer("c")],
+        };
+        let mut moved = layer("b");
+        moved.x = 40.0;
+        let new = Scene {
+            layers: vec![layer("c"), moved.clone(), layer("d")],
+        };
+        let diff = new.diff_from(&old);
+        assert_eq!(diff.layers, vec![&moved, &layer("d")]);
+        assert_eq!(
+            diff.order,
+            vec!["c", "b", "d"],
+            "a is gone, c moved to the back"
+        );
+        assert!(old.diff_from(&old).layers.is_empty());
     }
 
     #[test]
