@@ -319,6 +319,61 @@ async fn sessions_survive_a_restart_and_revoking_closes_the_socket() {
 }
 
 #[tokio::test]
+async fn a_moderator_flooding_alerts_is_held_to_the_limit_and_others_are_not() {
+    let clock = ManualClock::new(1_800_000_000_000);
+    let app = TestApp::start_with(
+        Options {
+            clock: Arc::new(clock.clone()),
+            ..Options::default()
+        }
+        .env("STAGEHAND_MODERATORS_ALERTS_PER_MINUTE", "3"),
+    )
+    .await;
+    let overlay = app.create_overlay("Main").await;
+    let mut page = connect_overlay(overlay["signedUrl"].as_str().unwrap()).await;
+    next_json(&mut page).await;
+    let flooder = session(&app, &["alerts"]).await;
+    let mut flooding = moderator_socket(&app, &flooder).await;
+    let alert = |n: u32| serde_json::json!({ "type": "alert.show", "ref": n, "kind": "test", "title": format!("alert {n}") });
+    for n in 0..3 {
+        assert_eq!(act(&mut flooding, alert(n)).await["ok"], true);
+    }
+    let refused = act(&mut flooding, alert(3)).await;
+    assert_eq!(
+        (refused["ok"].as_bool(), refused["error"]["code"].as_str()),
+        (Some(false), Some("rate_limited")),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["error"]["details"]["retryAfterSeconds"], 20,
+        "3 a minute: one back every 20 s"
+    );
+
+    // Another moderator is not held back, and the refused alert never reached the stream.
+    let other = session(&app, &["alerts"]).await;
+    let mut second = moderator_socket(&app, &other).await;
+    assert_eq!(act(&mut second, alert(10)).await["ok"], true);
+    for n in [0, 1, 2, 10] {
+        assert_eq!(next_json(&mut page).await["title"], format!("alert {n}"));
+    }
+
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(
+        act(&mut flooding, alert(4)).await["ok"],
+        true,
+        "a token is back"
+    );
+    assert_eq!(next_json(&mut page).await["title"], "alert 4");
+    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let limited: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "moderator.alert.show" && e.outcome == "denied")
+        .collect();
+    assert_eq!(limited.len(), 1, "{audit:?}");
+    assert_eq!(limited[0].detail["reason"], "rate");
+}
+
+#[tokio::test]
 async fn actions_outside_the_scopes_are_refused_and_change_nothing() {
     let app = TestApp::start().await;
     let overlay = app.create_overlay("Main").await;

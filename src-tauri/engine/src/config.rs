@@ -350,6 +350,14 @@ pub struct ModeratorsConfig {
     pub session_ttl_seconds: u64,
     /// Consume attempts per address per minute.
     pub consume_attempts_per_minute: u32,
+    /// Alerts one session may show per minute.
+    pub alerts_per_minute: u32,
+    /// Speech one session may send per minute.
+    pub tts_per_minute: u32,
+    /// OBS scene switches one session may make per minute.
+    pub obs_scenes_per_minute: u32,
+    /// Scene saves one session may make per minute.
+    pub scene_saves_per_minute: u32,
 }
 
 /// `[limits]`
@@ -577,6 +585,21 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "moderators: key_ttl_seconds 60..=604800, session_ttl_seconds 60..=2592000, \
                  consume_attempts_per_minute at least 1"
+                    .into(),
+            ));
+        }
+        let m = &self.moderators;
+        if [
+            m.alerts_per_minute,
+            m.tts_per_minute,
+            m.obs_scenes_per_minute,
+            m.scene_saves_per_minute,
+        ]
+        .contains(&0)
+        {
+            return Err(ConfigError::Invalid(
+                "moderators: alerts_per_minute, tts_per_minute, obs_scenes_per_minute and \
+                 scene_saves_per_minute must be at least 1"
                     .into(),
             ));
         }

@@ -19,6 +19,7 @@ pub mod notices;
 pub mod obs;
 pub mod overlays;
 pub mod random;
+pub mod ratelimit;
 pub mod relay_door;
 pub mod relay_link;
 mod secret;
@@ -105,6 +106,7 @@ struct EngineInner {
     overlay_key: std::sync::RwLock<Secret>,
     overlay_hub: overlays::hub::OverlayHub,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
+    moderator_limits: moderators::ActionLimits,
     obs: obs::ObsLink,
     relay: relay_link::RelayLink,
     relay_door: relay_door::DoorState,
@@ -182,6 +184,7 @@ impl Engine {
         let tts = tts::Tts::start(&config).await?;
         let started_ms = clock.now_ms();
         let page_queue = config.limits.overlay_page_queue;
+        let moderator_limits = moderators::ActionLimits::new(&config.moderators);
         let obs_link = obs::ObsLink::new(
             format!("{}:{}", config.obs.host, config.obs.port),
             config.obs.enabled,
@@ -203,6 +206,7 @@ impl Engine {
                 overlay_key: std::sync::RwLock::new(overlay_key),
                 overlay_hub: overlays::hub::OverlayHub::new(page_queue),
                 moderator_revocations: moderators::revocations(),
+                moderator_limits,
                 obs: obs_link,
                 relay: relay_link,
                 relay_door: relay_door::DoorState::new()?,

@@ -17,6 +17,7 @@ use crate::audit::{AuditEntry, Outcome};
 use crate::clock::rfc3339;
 use crate::overlays::{AlertRequest, OverlayError, Scene};
 use crate::random::{hash_token, token};
+use crate::ratelimit::RateLimiter;
 use crate::store::StoreError;
 use crate::{Engine, EngineError, Secret};
 
@@ -88,6 +89,18 @@ pub enum ModeratorError {
     /// No session with that id.
     #[error("no moderator session with that id")]
     NotFound,
+    /// The session did this too often in the last minute.
+    #[error(
+        "too many: a moderator may {what} at most {per_minute} times a minute; try again in {retry_seconds} s"
+    )]
+    RateLimited {
+        /// What was refused ("fire alerts").
+        what: &'static str,
+        /// The configured limit.
+        per_minute: u32,
+        /// When a token is back.
+        retry_seconds: u64,
+    },
 }
 
 /// A freshly generated key; `key` is shown once and never stored.
@@ -219,6 +232,49 @@ impl ModeratorAction {
             ModeratorAction::AlertShow(_) => "alert.show",
             ModeratorAction::ObsScene { .. } => "obs.scene",
         }
+    }
+}
+
+/// How often each moderator session may act, per kind of action (`[moderators]` in the config).
+#[derive(Debug)]
+pub(crate) struct ActionLimits {
+    scene_saves: (u32, RateLimiter<String>),
+    tts: (u32, RateLimiter<String>),
+    alerts: (u32, RateLimiter<String>),
+    obs_scenes: (u32, RateLimiter<String>),
+}
+
+impl ActionLimits {
+    pub(crate) fn new(config: &crate::config::ModeratorsConfig) -> Self {
+        let limit = |per_minute: u32| (per_minute, RateLimiter::new(per_minute));
+        Self {
+            scene_saves: limit(config.scene_saves_per_minute),
+            tts: limit(config.tts_per_minute),
+            alerts: limit(config.alerts_per_minute),
+            obs_scenes: limit(config.obs_scenes_per_minute),
+        }
+    }
+
+    /// Takes one `action` for `session` at `now_ms`.
+    fn check(
+        &self,
+        session: &str,
+        action: &ModeratorAction,
+        now_ms: i64,
+    ) -> Result<(), ModeratorError> {
+        let (per_minute, limiter) = match action {
+            ModeratorAction::SceneSave { .. } => &self.scene_saves,
+            ModeratorAction::TtsSpeak(_) => &self.tts,
+            ModeratorAction::AlertShow(_) => &self.alerts,
+            ModeratorAction::ObsScene { .. } => &self.obs_scenes,
+        };
+        limiter
+            .check(session.to_owned(), now_ms)
+            .map_err(|retry_seconds| ModeratorError::RateLimited {
+                what: action.scope().1,
+                per_minute: *per_minute,
+                retry_seconds,
+            })
     }
 }
 
@@ -596,6 +652,19 @@ impl Engine {
             )
             .await?;
             return Err(ModeratorError::ScopeDenied(what).into());
+        }
+        if let Err(limited) = self
+            .inner
+            .moderator_limits
+            .check(&session.id, &action, self.now_ms())
+        {
+            self.audit(
+                AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
+                    .target(session.id.clone())
+                    .detail(serde_json::json!({ "reason": "rate", "via": session.via.as_str() })),
+            )
+            .await?;
+            return Err(limited.into());
         }
         if let Err(why) = self.moderator_content_check(&action).await {
             self.audit(

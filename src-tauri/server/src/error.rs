@@ -152,15 +152,22 @@ impl From<EngineError> for ApiError {
 
 fn moderator_error(err: ModeratorError) -> ApiError {
     let message = err.to_string();
-    let (status, code) = match err {
+    let (status, code) = match &err {
         ModeratorError::InvalidKey => (StatusCode::UNAUTHORIZED, "invalid_key"),
         ModeratorError::SessionEnded => (StatusCode::UNAUTHORIZED, "session_ended"),
         ModeratorError::ScopeDenied(_) => (StatusCode::FORBIDDEN, "scope_denied"),
         ModeratorError::NotAvailable(_) => (StatusCode::NOT_IMPLEMENTED, "not_available"),
         ModeratorError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
         ModeratorError::NotFound => (StatusCode::NOT_FOUND, "moderator_session_not_found"),
+        ModeratorError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
     };
-    ApiError::new(status, code, message)
+    let error = ApiError::new(status, code, message);
+    match err {
+        ModeratorError::RateLimited { retry_seconds, .. } => {
+            error.with_details(serde_json::json!({ "retryAfterSeconds": retry_seconds }))
+        }
+        _ => error,
+    }
 }
 
 fn overlay_error(err: OverlayError) -> ApiError {

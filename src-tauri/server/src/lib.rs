@@ -15,7 +15,6 @@ mod obs;
 mod overlay_socket;
 mod overlays;
 mod pages;
-pub mod ratelimit;
 mod relay;
 pub(crate) mod routes;
 mod tts;
@@ -40,7 +39,7 @@ use tokio::sync::watch;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::guard::Allowed;
-use crate::ratelimit::RateLimiter;
+use stagehand_engine::ratelimit::RateLimiter;
 
 /// Kernel send buffer per connection.
 const SEND_BUFFER_BYTES: usize = 64 * 1024;
@@ -53,9 +52,9 @@ pub struct AppState {
     /// Host and Origin allow lists.
     pub allowed: Arc<Allowed>,
     /// Sign-in attempts per client.
-    pub login_limiter: Arc<RateLimiter>,
+    pub login_limiter: Arc<RateLimiter<std::net::IpAddr>>,
     /// Moderator link openings per client.
-    pub consume_limiter: Arc<RateLimiter>,
+    pub consume_limiter: Arc<RateLimiter<std::net::IpAddr>>,
     /// Throttles the log lines of refused requests.
     pub refusal_log: Arc<guard::RefusalLog>,
     /// `http://127.0.0.1:{port}`.

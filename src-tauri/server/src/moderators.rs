@@ -485,6 +485,9 @@ async fn act(state: &AppState, session: &ModeratorSession, text: &str) -> serde_
             {
                 map.insert("currentVersion".into(), current.clone());
             }
+            if let Some(details) = err.details {
+                out["error"]["details"] = details;
+            }
             out
         }
     }

@@ -1,21 +1,22 @@
-//! Per-client rate limits for sensitive routes (sign-in now; key consumption later).
+//! Rate limits: sign-in and moderator-link attempts per client address, moderator actions per
+//! session.
 //!
-//! A token bucket per client address, refilled continuously; time comes from the engine's
-//! clock. Idle buckets are dropped so the map cannot grow without bound.
+//! A token bucket per key, refilled continuously; time comes from the engine's clock. Idle
+//! buckets are dropped so the map cannot grow without bound.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::sync::Mutex;
 
-/// A per-address token bucket limiter.
+/// A token bucket limiter per key (a client address, a moderator session).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K> {
     per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, i64)>>,
+    buckets: Mutex<HashMap<K, (f64, i64)>>,
 }
 
-impl RateLimiter {
-    /// Allows `per_minute` requests per address per minute, in bursts of up to that many.
+impl<K: Hash + Eq> RateLimiter<K> {
+    /// Allows `per_minute` per key per minute, in bursts of up to that many.
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute: f64::from(per_minute.max(1)),
@@ -23,14 +24,14 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `ip` at `now_ms`; `Err(seconds)` says when to retry.
-    pub fn check(&self, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
+    /// Takes one token for `key` at `now_ms`; `Err(seconds)` says when to retry.
+    pub fn check(&self, key: K, now_ms: i64) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > 10_000 {
             buckets.retain(|_, (_, last)| now_ms - *last < 60_000);
         }
         let per_ms = self.per_minute / 60_000.0;
-        let (tokens, last) = buckets.entry(ip).or_insert((self.per_minute, now_ms));
+        let (tokens, last) = buckets.entry(key).or_insert((self.per_minute, now_ms));
         let elapsed = (now_ms - *last).max(0) as f64;
         *tokens = (*tokens + elapsed * per_ms).min(self.per_minute);
         *last = now_ms;
@@ -46,6 +47,8 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]
