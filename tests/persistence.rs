@@ -106,3 +106,51 @@ async fn the_audit_log_pages_newest_first() {
         (400, "invalid_query".into())
     );
 }
+
+#[tokio::test]
+async fn audit_entries_past_retention_are_deleted_and_newer_ones_kept() {
+    let clock = stagehand_engine::clock::ManualClock::new(1_800_000_000_000);
+    let app = TestApp::start_with(
+        Options {
+            clock: std::sync::Arc::new(clock.clone()),
+            ..Options::default()
+        }
+        .env("STAGEHAND_LOGGING_AUDIT_RETENTION_DAYS", "30"),
+    )
+    .await;
+    let record = |target: &'static str| {
+        let engine = app.engine.clone();
+        async move {
+            engine
+                .audit(AuditEntry::new("system", "test.retention", Outcome::Ok).target(target))
+                .await
+                .unwrap();
+        }
+    };
+    let kept = |app: &TestApp| {
+        let engine = app.engine.clone();
+        async move {
+            let entries = engine.audit_list(500, None).await.unwrap();
+            entries
+                .into_iter()
+                .filter(|e| e.action == "test.retention")
+                .filter_map(|e| e.target)
+                .collect::<Vec<_>>()
+        }
+    };
+    record("old").await;
+    clock.advance(std::time::Duration::from_secs(20 * 86_400));
+    record("middle").await;
+    assert_eq!(
+        kept(&app).await,
+        ["middle", "old"],
+        "nothing is 30 days old yet"
+    );
+    clock.advance(std::time::Duration::from_secs(11 * 86_400));
+    record("new").await;
+    assert_eq!(
+        kept(&app).await,
+        ["new", "middle"],
+        "31 days on, the first entry is gone"
+    );
+}

@@ -3,6 +3,8 @@
 //! Every capability that changes something on the streamer's behalf, or refuses to, writes an
 //! entry. Entries never hold secret values: callers put names, ids and outcomes in `detail`.
 
+use std::sync::atomic::Ordering;
+
 use rusqlite::params;
 use serde::Serialize;
 
@@ -112,9 +114,17 @@ impl Engine {
         let ts_ms = self.now_ms();
         let detail = entry.detail.to_string();
         let e = entry.clone();
+        let prune_before = self.audit_prune_due(ts_ms);
         let id = self
             .store()
             .call(move |conn| {
+                if let Some(cutoff) = prune_before {
+                    let pruned =
+                        conn.execute("DELETE FROM audit_log WHERE ts_ms < ?1", [cutoff])?;
+                    if pruned > 0 {
+                        tracing::info!(entries = pruned, "deleted audit entries past retention");
+                    }
+                }
                 conn.execute(
                     "INSERT INTO audit_log (ts_ms, actor, action, target, outcome, client, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -141,6 +151,21 @@ impl Engine {
             }),
         );
         Ok(id)
+    }
+
+    /// The cutoff to prune before when the last pruning was an hour ago or more (or never, in
+    /// this process); `None` otherwise.
+    fn audit_prune_due(&self, now_ms: i64) -> Option<i64> {
+        const EVERY_MS: i64 = 3_600_000;
+        let last = &self.inner.audit_pruned_ms;
+        let before = last.load(Ordering::Relaxed);
+        if before != 0 && now_ms - before < EVERY_MS {
+            return None;
+        }
+        last.compare_exchange(before, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        let days = i64::from(self.config().logging.audit_retention_days);
+        Some(now_ms - days * 86_400_000)
     }
 
     /// Lists entries, newest first, at most `limit` (capped at [`MAX_PAGE`]), older than

@@ -448,6 +448,8 @@ pub struct LoggingConfig {
     pub format: LogFormat,
     /// Daily log files kept.
     pub max_files: usize,
+    /// Audit entries older than this many days are deleted.
+    pub audit_retention_days: u32,
 }
 
 impl Config {
@@ -626,6 +628,11 @@ impl Config {
         if self.webhooks.reannounce_window_seconds > 86_400 {
             return Err(ConfigError::Invalid(
                 "webhooks.reannounce_window_seconds must be at most 86400 (a day)".into(),
+            ));
+        }
+        if !(1..=36_500).contains(&self.logging.audit_retention_days) {
+            return Err(ConfigError::Invalid(
+                "logging.audit_retention_days must be between 1 and 36500".into(),
             ));
         }
         if self.tts.cache_max_files == 0 || self.tts.cache_max_bytes == 0 {

@@ -118,6 +118,8 @@ struct EngineInner {
     accounts: accounts::Accounts,
     started_ms: i64,
     started: std::time::Instant,
+    /// When the audit log was last pruned (0: not yet in this process).
+    audit_pruned_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The running engine; cheap to clone, shared by every door into it.
@@ -218,6 +220,7 @@ impl Engine {
                 accounts,
                 started_ms,
                 started,
+                audit_pruned_ms: std::sync::atomic::AtomicI64::new(0),
             }),
         };
         engine.notices_start();
