@@ -32,14 +32,6 @@ const MAX_BATCH: usize = 2_048;
 /// Idle read connections kept.
 const MAX_IDLE_READERS: usize = 8;
 
-/// Pages in the WAL past which the writer checkpoints by itself: only reached when the
-/// checkpoint thread cannot keep up.
-const AUTOCHECKPOINT_BACKSTOP: i64 = 16_000;
-/// After a checkpoint, a WAL file larger than this is truncated back to it (bytes).
-const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
-/// How often the checkpoint thread looks for new WAL content.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
 /// Append-only migrations: never edit one that has shipped; add a new one at the end.
 const MIGRATIONS: &[&str] = &[
     // 1: tunnels, the buffer, eviction runs and allow lists.
@@ -315,7 +307,9 @@ pub fn open(
     let path = data_dir.join(DB_FILE);
     let mut conn = Connection::open(&path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Checkpoints run on their own thread; the writer does one itself only if that thread
+    // falls far behind.
+    stagehand_sqlite::set_wal(&conn)?;
     // In WAL mode NORMAL syncs at checkpoints, not at each commit: a committed transaction
     // survives the process being killed (it is in the WAL file, in the OS page cache) but the
     // last few may be lost if the machine loses power. FULL closes that gap.
@@ -325,11 +319,11 @@ pub fn open(
         if sync_full { "FULL" } else { "NORMAL" },
     )?;
     migrate(&mut conn)?;
-    // Checkpoints run on their own thread; the writer does one itself only if that thread
-    // falls far behind.
-    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_BACKSTOP)?;
-    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-    let checkpointer = start_checkpointer(&path)?;
+    let checkpointer =
+        stagehand_sqlite::Checkpointer::start(&path, "relay-checkpoint").map_err(|e| match e {
+            stagehand_sqlite::CheckpointerError::Sqlite(e) => RelayError::Database(e),
+            stagehand_sqlite::CheckpointerError::Thread(e) => RelayError::Io(e),
+        })?;
 
     let (tx, rx) = mpsc::channel(WRITER_QUEUE);
     thread::Builder::new()
@@ -341,45 +335,6 @@ pub fn open(
         })
         .map_err(RelayError::Io)?;
     Ok((Writer { tx }, Readers::new(path)))
-}
-
-/// Copies the WAL back into the database from a thread and connection of their own, so that
-/// the checkpoint's fsync is never inside a commit that a sender is waiting on (SQLite's own
-/// automatic checkpoint runs in whichever commit crosses its threshold). A PASSIVE checkpoint
-/// does not block the writer. Runs until the returned sender is dropped, then checkpoints once
-/// more.
-fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, RelayError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = PathBuf::from(wal);
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    thread::Builder::new()
-        .name("relay-checkpoint".into())
-        .spawn(move || {
-            let modified = || std::fs::metadata(&wal).and_then(|m| m.modified()).ok();
-            let mut seen = modified();
-            loop {
-                let last = !matches!(
-                    stopped.recv_timeout(CHECKPOINT_EVERY),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                );
-                let now = modified();
-                if now != seen || last {
-                    seen = now;
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(error = %e, "WAL checkpoint did not run");
-                    }
-                }
-                if last {
-                    return;
-                }
-            }
-        })
-        .map_err(RelayError::Io)?;
-    Ok(stop)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), RelayError> {

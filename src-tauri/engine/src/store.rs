@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
+use stagehand_sqlite::{Checkpointer, CheckpointerError, set_wal};
 
 /// The migrations, in order. Append only.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -88,87 +89,6 @@ pub enum StoreError {
     Task(String),
 }
 
-/// Pages in the WAL past which the writing connection checkpoints by itself: only reached
-/// when the checkpointer thread cannot keep up.
-const AUTOCHECKPOINT_BACKSTOP: i64 = 16_000;
-/// After a checkpoint, a WAL file larger than this is truncated back to it (bytes).
-const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
-/// How often the checkpointer looks for new WAL content.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Puts the file in WAL mode. When another connection is closing the file at that moment (the
-/// last one out checkpoints and removes the WAL, as a second process or a store's checkpoint
-/// thread does), SQLite answers BUSY at once instead of waiting on the busy handler: retry
-/// for as long as the busy timeout would have waited.
-fn set_wal(conn: &Connection) -> Result<(), StoreError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match conn.pragma_update(None, "journal_mode", "WAL") {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            other => return Ok(other?),
-        }
-    }
-}
-
-/// Copies the WAL back into the database file from a thread and connection of its own.
-///
-/// SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, and a
-/// checkpoint ends in an fsync: a few milliseconds added to one unlucky webhook or alert. A
-/// PASSIVE checkpoint from another connection never blocks the writer, so commits stay at
-/// their usual cost and the fsync happens here. Stops (after a last checkpoint) when the
-/// last handle to the store is dropped.
-struct Checkpointer {
-    /// Dropping it wakes the thread for its last checkpoint.
-    _stop: std::sync::mpsc::Sender<()>,
-}
-
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let wal = {
-            let mut wal = path.as_os_str().to_owned();
-            wal.push("-wal");
-            PathBuf::from(wal)
-        };
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || {
-                let modified = || std::fs::metadata(&wal).and_then(|m| m.modified()).ok();
-                let mut seen = modified();
-                loop {
-                    let last = !matches!(
-                        stopped.recv_timeout(CHECKPOINT_EVERY),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                    );
-                    let now = modified();
-                    if now != seen || last {
-                        seen = now;
-                        if let Err(e) =
-                            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                        {
-                            tracing::debug!(error = %e, "WAL checkpoint did not run");
-                        }
-                    }
-                    if last {
-                        return;
-                    }
-                }
-            })
-            .map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Self { _stop: stop })
-    }
-}
-
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -195,13 +115,11 @@ impl Store {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        // Checkpoints run on their own thread (see `Checkpointer`); the writer does one itself
+        // only if that thread falls far behind.
         set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Checkpoints run on their own thread (see `Checkpointer`); the writer does one itself
-        // only if that thread falls far behind.
-        conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_BACKSTOP)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         if check != "ok" {
             return Err(StoreError::Corrupt {
@@ -210,7 +128,13 @@ impl Store {
             });
         }
         migrate(&mut conn, path)?;
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer = Checkpointer::start(path, "store-checkpoint").map_err(|e| match e {
+            CheckpointerError::Sqlite(e) => StoreError::Sqlite(e),
+            CheckpointerError::Thread(source) => StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
@@ -354,7 +278,7 @@ mod tests {
         let wal_pages: i64 = store
             .call_blocking(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?))
             .expect("pragma");
-        assert_eq!(wal_pages, AUTOCHECKPOINT_BACKSTOP);
+        assert_eq!(wal_pages, stagehand_sqlite::AUTOCHECKPOINT_BACKSTOP);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let size = std::fs::metadata(&path).expect("db file").len();
@@ -365,7 +289,7 @@ mod tests {
                 std::time::Instant::now() < deadline,
                 "the checkpoint thread copied the WAL into the file ({before} -> {size} bytes)"
             );
-            std::thread::sleep(CHECKPOINT_EVERY / 5);
+            std::thread::sleep(Duration::from_millis(50)); // poll: the thread runs every 250 ms
         }
     }
 
