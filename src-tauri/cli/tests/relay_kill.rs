@@ -11,7 +11,7 @@ use support::relay::{SeenAlerts, TestRelay, connect_page, post_note, stored_seq}
 
 mod common;
 
-use common::{serve, streamer_token};
+use common::{create_overlay, serve, streamer_token};
 
 const WEBHOOKS: usize = 500;
 /// The overlay has seen this many when the engine is killed: well inside the stream.
@@ -73,16 +73,7 @@ async fn sigkill_while_webhooks_arrive_loses_and_doubles_nothing() {
     let (mut first, base) = serve(dir.path(), &relay).await;
     let token = streamer_token(dir.path(), &relay).await;
     let client = reqwest::Client::new();
-    let created: serde_json::Value = client
-        .post(format!("{base}/overlays"))
-        .header("x-streamer-token", &token)
-        .json(&serde_json::json!({"name": "Main", "width": 1280, "height": 720}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_overlay(&client, &base, &token).await;
     let signed = created["signedUrl"].as_str().unwrap().to_owned();
     let secrets: serde_json::Value = client
         .get(format!("{base}/api/webhooks/tradingview/secrets"))

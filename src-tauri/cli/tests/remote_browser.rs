@@ -18,7 +18,7 @@ use tokio::process::Child;
 
 mod common;
 
-use common::{serve, streamer_token};
+use common::{create_overlay, serve, streamer_token};
 
 /// Starts `stagehand serve` and returns once the engine is linked to the relay.
 async fn serve_linked(dir: &Path, relay: &TestRelay) -> (Child, String) {
@@ -58,16 +58,7 @@ async fn browser_remote_moderator_moves_a_layer_through_the_relay_and_survives_a
     let token = streamer_token(dir.path(), &relay).await;
     let http = reqwest::Client::new();
 
-    let overlay: Value = http
-        .post(format!("{url}/overlays"))
-        .header("x-streamer-token", &token)
-        .json(&json!({ "name": "Main", "width": 1280, "height": 720 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overlay = create_overlay(&http, &url, &token).await;
     let id = overlay["overlayId"].as_str().unwrap().to_owned();
     let saved = http
         .put(format!("{url}/api/overlays/{id}/scene"))
