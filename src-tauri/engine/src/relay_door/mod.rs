@@ -1,0 +1,345 @@
+//! The engine's end of the relay's moderator door: requests and WebSockets a moderator opened
+//! at `{relay}/t/{tunnel_id}/…` arrive as streams on the relay link, and each is replayed
+//! against this engine's own local server, so every moderator operation is the one the local
+//! and LAN doors use — single-use keys, sessions, scopes, audit — written once.
+//!
+//! A replayed request carries [`RELAY_HEADER`] with a random value made at start that only
+//! this process knows; the server sees it, accepts the relay's Origin for that request only,
+//! scopes the session cookie to the relay path and notes `via: relay`. Only the moderator
+//! surface is replayed, and the server checks that again. Each stream has a credit window both
+//! ways (see [`stagehand_protocol::relay`]), so a moderator who stops reading holds up
+//! nothing but their own stream; when the link ends, every stream ends with it.
+//!
+//! Here: the door's state and the engine's calls about it, the table of open streams, and
+//! what the two replays share. The HTTP replay lives in `http`, the WebSocket replay in
+//! `websocket`.
+
+mod http;
+mod websocket;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use stagehand_protocol::relay::{
+    CLOSE_TOO_BIG, EngineMessage, HttpRequest, HttpResponse, MAX_LINK_MESSAGE, RelayMessage,
+    StreamClose, StreamData, TUNNELLED_REQUEST_HEADERS, moderator_prefix, moderator_surface,
+};
+use tokio::sync::mpsc;
+
+use self::http::http;
+use self::websocket::websocket;
+use crate::{Engine, Secret};
+
+/// The header that marks a request replayed from the relay (its value is the door token).
+pub const RELAY_HEADER: &str = "x-stagehand-relay";
+/// The header with the moderator's address as the relay saw it (believed only with the token).
+pub const RELAY_CLIENT_HEADER: &str = "x-stagehand-relay-client";
+
+/// What the server needs to know about the relay door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayDoor {
+    /// The relay's origin as browsers name it (`https://relay.example.com`).
+    pub origin: String,
+    /// The path prefix of this tunnel's door on the relay (`/t/{tunnel_id}`).
+    pub prefix: String,
+    /// Whether the relay is reached over TLS (cookies are then `Secure`).
+    pub secure: bool,
+}
+
+/// The door's settings, held by the relay link.
+#[derive(Debug)]
+pub(crate) struct DoorState {
+    /// Proves a request was replayed by this process.
+    token: Secret,
+    /// The local server's base URL, once it is bound.
+    target: OnceLock<String>,
+    /// The client that replays requests, made on first use.
+    client: OnceLock<Option<reqwest::Client>>,
+}
+
+impl DoorState {
+    pub(crate) fn new() -> Result<Self, crate::random::RandomError> {
+        Ok(Self {
+            token: Secret::new(crate::random::token(32)?),
+            target: OnceLock::new(),
+            client: OnceLock::new(),
+        })
+    }
+}
+
+impl Engine {
+    /// Where the relay door's streams are replayed: the local server's base URL
+    /// (`http://127.0.0.1:{port}`). The server calls this once it is bound.
+    pub fn relay_door_target(&self, local_url: &str) {
+        let _ = self
+            .inner
+            .relay_door
+            .target
+            .set(local_url.trim_end_matches('/').to_owned());
+    }
+
+    /// The client that replays requests; `None` if it cannot be built (never a default one,
+    /// which would follow proxy settings from the environment and hand them the door mark).
+    fn door_client(&self) -> Option<reqwest::Client> {
+        self.inner
+            .relay_door
+            .client
+            .get_or_init(|| {
+                // Straight to our own loopback server: never through a proxy from the
+                // environment, and redirects go back to the moderator as they are.
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .build()
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "cannot build the relay door's client"),
+                    )
+                    .ok()
+            })
+            .clone()
+    }
+
+    /// Whether `presented` is this process's door token (constant time).
+    pub fn relay_door_token_matches(&self, presented: &str) -> bool {
+        self.inner.relay_door.token.ct_eq(presented.as_bytes())
+    }
+
+    /// The relay door, when a relay is configured.
+    pub fn relay_door(&self) -> Option<RelayDoor> {
+        let status = self.relay_status();
+        let (url, tunnel) = (status.url?, status.tunnel_id?);
+        let (scheme, rest) = url.split_once("://")?;
+        let authority = rest.split('/').next().unwrap_or(rest);
+        Some(RelayDoor {
+            origin: format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                authority.to_ascii_lowercase()
+            ),
+            prefix: moderator_prefix(&tunnel),
+            secure: scheme.eq_ignore_ascii_case("https"),
+        })
+    }
+
+    /// The relay's public URL for a webhook path on this engine (`/webhooks/tradingview`),
+    /// when a relay is configured: what a streamer pastes into TradingView.
+    pub fn relay_hook_url(&self, path: &str) -> Option<String> {
+        let status = self.relay_status();
+        let (url, tunnel) = (status.url?, status.tunnel_id?);
+        Some(format!("{url}/h/{tunnel}/{}", path.trim_start_matches('/')))
+    }
+
+    /// The public moderator link for `key` on the relay, when a relay is configured.
+    pub fn relay_moderator_link(&self, key: &str) -> Option<String> {
+        let status = self.relay_status();
+        let url = status.url?;
+        Some(format!("{url}{}/m/{key}", self.relay_door()?.prefix))
+    }
+}
+
+/// The text frame for a stream message. One that would pass the link's size limit is
+/// replaced by a close of its stream (code 1009): a huge scene costs that moderator's socket,
+/// never the link, which carries webhooks too.
+pub(crate) fn frame(message: &EngineMessage) -> Option<String> {
+    let text = serde_json::to_string(message)
+        .inspect_err(|e| tracing::error!(error = %e, "cannot encode a relay stream message"))
+        .ok()?;
+    if text.len() <= MAX_LINK_MESSAGE {
+        return Some(text);
+    }
+    let stream = match message {
+        EngineMessage::WsMessage(m) => m.stream,
+        EngineMessage::Data(m) => m.stream,
+        _ => return None,
+    };
+    tracing::warn!(
+        bytes = text.len(),
+        "a moderator message is too big for the relay link; its socket is closed"
+    );
+    let close = EngineMessage::Close(StreamClose {
+        stream,
+        code: Some(CLOSE_TOO_BIG),
+        reason: "message too big for the relay".into(),
+    });
+    serde_json::to_string(&close).ok()
+}
+
+/// The streams open on one relay connection. Dropped with the connection, which ends them.
+pub(crate) struct Door {
+    engine: Engine,
+    outbound: mpsc::Sender<EngineMessage>,
+    streams: HashMap<u64, mpsc::UnboundedSender<RelayMessage>>,
+}
+
+impl Door {
+    pub(crate) fn new(engine: Engine, outbound: mpsc::Sender<EngineMessage>) -> Self {
+        Self {
+            engine,
+            outbound,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// Takes one stream message from the relay. Never waits.
+    pub(crate) fn handle(&mut self, message: RelayMessage) {
+        let stream = match &message {
+            RelayMessage::HttpRequest(request) => {
+                // Streams that finished on their own leave a closed sender behind.
+                self.streams.retain(|_, tx| !tx.is_closed());
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.streams.insert(request.stream, tx);
+                let RelayMessage::HttpRequest(request) = message else {
+                    return;
+                };
+                tokio::spawn(serve(
+                    self.engine.clone(),
+                    self.outbound.clone(),
+                    request,
+                    rx,
+                ));
+                return;
+            }
+            RelayMessage::Data(m) => m.stream,
+            RelayMessage::WsMessage(m) => m.stream,
+            RelayMessage::Window(m) => m.stream,
+            RelayMessage::Close(m) => m.stream,
+            _ => return,
+        };
+        let last = matches!(message, RelayMessage::Close(_));
+        if let Some(tx) = self.streams.get(&stream)
+            && (tx.send(message).is_err() || last)
+        {
+            self.streams.remove(&stream);
+        }
+    }
+}
+
+/// One stream's task: replays the request against the local server and carries the answer
+/// back within the relay's credit.
+async fn serve(
+    engine: Engine,
+    out: mpsc::Sender<EngineMessage>,
+    request: HttpRequest,
+    rx: mpsc::UnboundedReceiver<RelayMessage>,
+) {
+    let stream = request.stream;
+    let Some(target) = engine.inner.relay_door.target.get().cloned() else {
+        refuse(
+            &out,
+            stream,
+            503,
+            "streamer_offline",
+            "Stagehand is still starting",
+        )
+        .await;
+        return;
+    };
+    if !moderator_surface(&request.path) {
+        refuse(&out, stream, 404, "not_found", "nothing here").await;
+        return;
+    }
+    let token = engine.inner.relay_door.token.expose().to_owned();
+    if request.websocket {
+        websocket(&out, &target, &token, request, rx).await;
+    } else {
+        http(&engine, &out, &target, &token, request, rx).await;
+    }
+}
+
+async fn send(out: &mpsc::Sender<EngineMessage>, message: EngineMessage) -> bool {
+    out.send(message).await.is_ok()
+}
+
+/// Header the relay knows: the streamer's app cannot answer (the relay shows its offline page).
+const OFFLINE_HEADER: &str = "x-stagehand-offline";
+
+async fn refuse(
+    out: &mpsc::Sender<EngineMessage>,
+    stream: u64,
+    status: u16,
+    code: &str,
+    message: &str,
+) {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if code == "streamer_offline" {
+        headers.push((OFFLINE_HEADER.to_owned(), "1".to_owned()));
+    }
+    if send(
+        out,
+        EngineMessage::HttpResponse(HttpResponse {
+            stream,
+            status,
+            headers,
+        }),
+    )
+    .await
+    {
+        let _ = send(
+            out,
+            EngineMessage::Data(StreamData {
+                stream,
+                data_b64: STANDARD.encode(body),
+                fin: true,
+            }),
+        )
+        .await;
+    }
+}
+
+/// The forwarded headers, checked again against the list (the relay is not trusted to filter).
+fn forwarded(headers: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .iter()
+        .filter(|(name, _)| TUNNELLED_REQUEST_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+}
+
+fn local_url(target: &str, request: &HttpRequest) -> String {
+    if request.query.is_empty() {
+        format!("{target}{}", request.path)
+    } else {
+        format!("{target}{}?{}", request.path, request.query)
+    }
+}
+
+/// The response headers passed back: everything but what describes one connection.
+fn response_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    const HOP_BY_HOP: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    ];
+    headers
+        .iter()
+        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_headers_are_replayed() {
+        let headers = vec![
+            ("Cookie".to_owned(), "a=b".to_owned()),
+            ("x-stagehand-relay".to_owned(), "forged".to_owned()),
+            ("authorization".to_owned(), "Bearer x".to_owned()),
+            ("origin".to_owned(), "https://relay.example".to_owned()),
+        ];
+        let kept: Vec<_> = forwarded(&headers).collect();
+        assert_eq!(
+            kept,
+            vec![("Cookie", "a=b"), ("origin", "https://relay.example")]
+        );
+    }
+}
