@@ -13,7 +13,7 @@
 //!   notice a minute, the count of anything dropped in between carried into the next.
 //!
 //! [`NoticeRules`] decides, from events and the time they were published, with no I/O and no
-//! clock of its own, so the rules are tested by feeding it events. [`Engine::notices_start`]
+//! clock of its own, so the rules are tested by feeding it events. `Engine::notices_start`
 //! runs it over the bus with the engine's clock and publishes each notice as a `notice` event,
 //! which `/ws/events` carries to the panel and the desktop shell shows.
 

@@ -1,6 +1,6 @@
 //! Browser-facing defences for a server on 127.0.0.1.
 //!
-//! * Host: only our own names (127.0.0.1, localhost, [::1] with our port, plus names added in
+//! * Host: only our own names (127.0.0.1, localhost, `[::1]` with our port, plus names added in
 //!   config) are served. A page on another site that rebinds its DNS name to 127.0.0.1 still
 //!   sends its own name as Host, and is refused here.
 //! * Origin: a state-changing request or WebSocket upgrade that comes from a foreign page
