@@ -14,7 +14,7 @@ use stagehand_protocol::relay::{
 use tokio::sync::mpsc;
 
 use super::{
-    RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_url, refuse, response_headers, send,
+    Inbox, RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_url, refuse, response_headers, send,
 };
 use crate::Engine;
 
@@ -27,7 +27,7 @@ pub(super) async fn http(
     target: &str,
     token: &str,
     request: HttpRequest,
-    mut rx: mpsc::UnboundedReceiver<RelayMessage>,
+    mut rx: Inbox,
 ) {
     let stream = request.stream;
     let mut body = Vec::new();
@@ -58,13 +58,12 @@ pub(super) async fn http(
                         return;
                     }
                     body.extend_from_slice(&chunk);
-                    let credit = EngineMessage::Window(StreamWindow {
-                        stream,
-                        bytes: u32::try_from(chunk.len()).unwrap_or(u32::MAX),
-                    });
+                    let bytes = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                    let credit = EngineMessage::Window(StreamWindow { stream, bytes });
                     if !send(out, credit).await {
                         return;
                     }
+                    rx.owed.credited(bytes);
                     if data.fin {
                         break;
                     }
@@ -191,7 +190,7 @@ pub(super) async fn http(
 }
 
 /// Resolves when the relay ends the stream (or the link goes); other messages are dropped.
-async fn closed(rx: &mut mpsc::UnboundedReceiver<RelayMessage>) {
+async fn closed(rx: &mut Inbox) {
     loop {
         match rx.recv().await {
             Some(RelayMessage::Close(_)) | None => return,

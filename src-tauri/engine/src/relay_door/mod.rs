@@ -18,13 +18,15 @@ mod http;
 mod websocket;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use stagehand_protocol::relay::{
     CLOSE_TOO_BIG, EngineMessage, HttpRequest, HttpResponse, MAX_LINK_MESSAGE, RelayMessage,
-    StreamClose, StreamData, TUNNELLED_REQUEST_HEADERS, moderator_prefix, moderator_surface,
+    STREAM_WINDOW, StreamClose, StreamData, TUNNELLED_REQUEST_HEADERS, moderator_prefix,
+    moderator_surface,
 };
 use tokio::sync::mpsc;
 
@@ -167,11 +169,54 @@ pub(crate) fn frame(message: &EngineMessage) -> Option<String> {
     serde_json::to_string(&close).ok()
 }
 
+/// Most streams the engine keeps open for one relay link. The relay holds its own cap (256 by
+/// default, `door.max_streams`); this one is the engine's, since it does not take the relay's
+/// word for it.
+const MAX_STREAMS: usize = 1024;
+
+/// What the relay sent on one stream that the engine has not credited back yet.
+///
+/// The relay sends only while its credit covers a message (or, for one larger than the whole
+/// window, while it has the whole window), and the engine's count of what it owes is never
+/// above the relay's, so a relay that keeps to the window is never refused. One that does
+/// not would have the engine queue without bound: its stream is closed instead.
+#[derive(Debug, Default)]
+pub(super) struct Owed(AtomicI64);
+
+impl Owed {
+    /// Counts `cost` more, if a relay keeping to the window could have sent it.
+    fn take(&self, cost: u32) -> bool {
+        let (cost, window) = (i64::from(cost), i64::from(STREAM_WINDOW));
+        if self.0.load(Ordering::Acquire) + cost.min(window) > window {
+            return false;
+        }
+        self.0.fetch_add(cost, Ordering::AcqRel);
+        true
+    }
+
+    /// `bytes` were credited back to the relay.
+    pub(super) fn credited(&self, bytes: u32) {
+        self.0.fetch_sub(i64::from(bytes), Ordering::AcqRel);
+    }
+}
+
+/// Bytes a base64 text decodes to (what the relay counts for a body chunk).
+fn decoded_len(b64: &str) -> u32 {
+    let padding = b64.bytes().rev().take(2).filter(|&b| b == b'=').count();
+    u32::try_from((b64.len() / 4 * 3).saturating_sub(padding)).unwrap_or(u32::MAX)
+}
+
+/// One open stream: where its messages go, and what it owes the relay.
+struct OpenStream {
+    tx: mpsc::UnboundedSender<RelayMessage>,
+    owed: Arc<Owed>,
+}
+
 /// The streams open on one relay connection. Dropped with the connection, which ends them.
 pub(crate) struct Door {
     engine: Engine,
     outbound: mpsc::Sender<EngineMessage>,
-    streams: HashMap<u64, mpsc::UnboundedSender<RelayMessage>>,
+    streams: HashMap<u64, OpenStream>,
 }
 
 impl Door {
@@ -185,12 +230,39 @@ impl Door {
 
     /// Takes one stream message from the relay. Never waits.
     pub(crate) fn handle(&mut self, message: RelayMessage) {
-        let stream = match &message {
+        let (stream, cost) = match &message {
             RelayMessage::HttpRequest(request) => {
                 // Streams that finished on their own leave a closed sender behind.
-                self.streams.retain(|_, tx| !tx.is_closed());
+                self.streams.retain(|_, open| !open.tx.is_closed());
+                let stream = request.stream;
+                if self.streams.contains_key(&stream) {
+                    tracing::warn!(stream, "the relay reused an open stream id; ignored");
+                    return;
+                }
+                if self.streams.len() >= MAX_STREAMS {
+                    tracing::warn!(streams = MAX_STREAMS, "the relay opened too many streams");
+                    let out = self.outbound.clone();
+                    tokio::spawn(async move {
+                        refuse(
+                            &out,
+                            stream,
+                            503,
+                            "too_many_streams",
+                            "too many open requests",
+                        )
+                        .await;
+                    });
+                    return;
+                }
                 let (tx, rx) = mpsc::unbounded_channel();
-                self.streams.insert(request.stream, tx);
+                let owed = Arc::new(Owed::default());
+                self.streams.insert(
+                    stream,
+                    OpenStream {
+                        tx,
+                        owed: Arc::clone(&owed),
+                    },
+                );
                 let RelayMessage::HttpRequest(request) = message else {
                     return;
                 };
@@ -198,33 +270,61 @@ impl Door {
                     self.engine.clone(),
                     self.outbound.clone(),
                     request,
-                    rx,
+                    Inbox { rx, owed },
                 ));
                 return;
             }
-            RelayMessage::Data(m) => m.stream,
-            RelayMessage::WsMessage(m) => m.stream,
-            RelayMessage::Window(m) => m.stream,
-            RelayMessage::Close(m) => m.stream,
+            RelayMessage::Data(m) => (m.stream, decoded_len(&m.data_b64)),
+            RelayMessage::WsMessage(m) => (m.stream, m.cost()),
+            RelayMessage::Window(m) => (m.stream, 0),
+            RelayMessage::Close(m) => (m.stream, 0),
             _ => return,
         };
+        let Some(open) = self.streams.get(&stream) else {
+            return;
+        };
+        if !open.owed.take(cost) {
+            // Dropping its sender ends the stream's task; the relay is told why.
+            self.streams.remove(&stream);
+            tracing::warn!(
+                stream,
+                "the relay sent past a stream's window; it is closed"
+            );
+            let close = EngineMessage::Close(StreamClose {
+                stream,
+                code: Some(1008),
+                reason: "sent past the stream's window".into(),
+            });
+            let out = self.outbound.clone();
+            tokio::spawn(async move {
+                let _ = out.send(close).await;
+            });
+            return;
+        }
         let last = matches!(message, RelayMessage::Close(_));
-        if let Some(tx) = self.streams.get(&stream)
-            && (tx.send(message).is_err() || last)
-        {
+        if open.tx.send(message).is_err() || last {
             self.streams.remove(&stream);
         }
     }
 }
 
+/// A stream's messages from the relay, and what it owes the relay for them.
+pub(super) struct Inbox {
+    rx: mpsc::UnboundedReceiver<RelayMessage>,
+    /// Credit back through this as messages are passed on.
+    pub(super) owed: Arc<Owed>,
+}
+
+impl Inbox {
+    /// The next message; `None` once the stream is over.
+    pub(super) async fn recv(&mut self) -> Option<RelayMessage> {
+        self.rx.recv().await
+    }
+}
+
 /// One stream's task: replays the request against the local server and carries the answer
 /// back within the relay's credit.
-async fn serve(
-    engine: Engine,
-    out: mpsc::Sender<EngineMessage>,
-    request: HttpRequest,
-    rx: mpsc::UnboundedReceiver<RelayMessage>,
-) {
+async fn serve(engine: Engine, out: mpsc::Sender<EngineMessage>, request: HttpRequest, rx: Inbox) {
     let stream = request.stream;
     let Some(target) = engine.inner.relay_door.target.get().cloned() else {
         refuse(
@@ -327,6 +427,26 @@ fn response_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_owes_no_more_than_a_relay_keeping_to_the_window_can_send() {
+        let owed = Owed::default();
+        assert!(owed.take(STREAM_WINDOW - 10));
+        assert!(owed.take(10), "the window exactly");
+        assert!(!owed.take(1), "past it");
+        owed.credited(100);
+        assert!(!owed.take(101));
+        assert!(owed.take(100));
+        owed.credited(STREAM_WINDOW);
+        assert!(
+            owed.take(4 * STREAM_WINDOW),
+            "one message larger than the window goes when the window is all there"
+        );
+        assert!(!owed.take(1));
+        assert_eq!(decoded_len("aGk="), 2);
+        assert_eq!(decoded_len("aGkh"), 3);
+        assert_eq!(decoded_len(""), 0);
+    }
 
     #[test]
     fn only_listed_headers_are_replayed() {

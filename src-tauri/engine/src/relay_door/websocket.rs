@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{
-    RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_url, refuse, response_headers, send,
+    Inbox, Owed, RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_url, refuse, response_headers,
+    send,
 };
 
 /// The payload of an HTTP/1.1 chunked body; `None` when it is not one.
@@ -49,7 +50,7 @@ pub(super) async fn websocket(
     target: &str,
     token: &str,
     request: HttpRequest,
-    mut rx: mpsc::UnboundedReceiver<RelayMessage>,
+    mut rx: Inbox,
 ) {
     let stream = request.stream;
     let url = local_url(target, &request).replacen("http://", "ws://", 1);
@@ -146,7 +147,8 @@ pub(super) async fn websocket(
     // credit once a message is written: this loop never waits on the server, so it keeps
     // reading the server's messages (which the server may be waiting to send) meanwhile.
     let (write, writes) = mpsc::unbounded_channel();
-    let mut writer = tokio::spawn(write_to_local(to_local, writes, out.clone(), stream));
+    let owed = std::sync::Arc::clone(&rx.owed);
+    let mut writer = tokio::spawn(write_to_local(to_local, writes, out.clone(), stream, owed));
     let mut credit = i64::from(STREAM_WINDOW);
     let mut pending: Option<StreamWsMessage> = None;
     loop {
@@ -247,6 +249,7 @@ async fn write_to_local(
     mut writes: mpsc::UnboundedReceiver<(tungstenite::Message, u32)>,
     out: mpsc::Sender<EngineMessage>,
     stream: u64,
+    owed: std::sync::Arc<Owed>,
 ) {
     while let Some((message, cost)) = writes.recv().await {
         let last = matches!(message, tungstenite::Message::Close(_));
@@ -260,6 +263,7 @@ async fn write_to_local(
         if !send(&out, credit).await {
             return;
         }
+        owed.credited(cost);
     }
 }
 
