@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use stagehand_relay::config::{
-    DEFAULT_DOOR_RATE_BURST, DEFAULT_DOOR_RATE_PER_SEC, DEFAULT_DOOR_WS_MESSAGES_PER_SEC,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_RATE_BURST,
-    DEFAULT_RATE_PER_SEC,
+    DEFAULT_DOOR_MAX_BODY_BYTES, DEFAULT_DOOR_MAX_STREAMS, DEFAULT_DOOR_RATE_BURST,
+    DEFAULT_DOOR_RATE_PER_SEC, DEFAULT_DOOR_WS_MESSAGES_PER_SEC, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BUFFERED, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SEC,
 };
 use stagehand_relay::{DoorLimits, Limits, Relay, RelayConfig, TRADINGVIEW_ADDRESSES, TunnelId};
 use tracing_subscriber::EnvFilter;
@@ -85,6 +85,18 @@ struct ServeArgs {
     /// Sustained WebSocket messages per second from one moderator (faster ones wait).
     #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_MESSAGES_PER_SEC", default_value_t = DEFAULT_DOOR_WS_MESSAGES_PER_SEC)]
     moderator_messages_per_sec: u32,
+    /// Largest moderator request body, and largest message from a moderator's socket (413
+    /// above).
+    #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_MAX_BODY_BYTES", default_value_t = DEFAULT_DOOR_MAX_BODY_BYTES)]
+    moderator_max_body_bytes: usize,
+    /// How long the streamer's app may take to start answering a moderator request (504
+    /// after), e.g. 30s.
+    #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_RESPONSE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    moderator_response_timeout: std::time::Duration,
+    /// Moderator requests and sockets open at once per tunnel (503 above; the app itself takes
+    /// at most 1024).
+    #[arg(long, env = "STAGEHAND_RELAY_MODERATOR_MAX_STREAMS", default_value_t = DEFAULT_DOOR_MAX_STREAMS)]
+    moderator_max_streams: usize,
     /// The relay's public address as browsers see it (e.g. https://relay.example.com). A
     /// moderator's browser must send it as its Origin; without it, the Origin must match the
     /// Host header, which a proxy in front must then pass on unchanged.
@@ -180,11 +192,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_buffered_age: args.max_buffered_age,
         ..Limits::default()
     };
+    if args.moderator_max_streams == 0
+        || args.moderator_max_body_bytes == 0
+        || args.moderator_response_timeout.is_zero()
+    {
+        anyhow::bail!(
+            "--moderator-max-streams, --moderator-max-body-bytes and \
+             --moderator-response-timeout must be above zero"
+        );
+    }
     config.door = DoorLimits {
         rate_per_sec: args.moderator_rate_per_sec,
         rate_burst: args.moderator_rate_burst,
         ws_messages_per_sec: args.moderator_messages_per_sec,
         ws_burst: args.moderator_messages_per_sec.saturating_mul(2),
+        max_body_bytes: args.moderator_max_body_bytes,
+        response_timeout: args.moderator_response_timeout,
+        max_streams: args.moderator_max_streams,
         public_origin: args.public_url.as_deref().map(public_origin).transpose()?,
         ..DoorLimits::default()
     };

@@ -49,3 +49,31 @@ async fn tunnel_create_and_allow_from_the_command_line() {
     );
     relay.stop().await;
 }
+
+#[test]
+fn door_limits_of_zero_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for flag in [
+        "--moderator-max-streams",
+        "--moderator-max-body-bytes",
+        "--moderator-response-timeout",
+    ] {
+        let zero = if flag.ends_with("timeout") { "0s" } else { "0" };
+        let out = cli(
+            &["serve", "--bind", "127.0.0.1", "--port", "0", flag, zero],
+            dir.path(),
+        );
+        assert!(!out.status.success(), "{flag} 0 is refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("must be above zero"), "{flag}: {stderr}");
+    }
+    let out = cli(
+        &["serve", "--moderator-response-timeout", "soon"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--moderator-response-timeout"),
+        "clap names the bad flag"
+    );
+}
