@@ -223,8 +223,15 @@ pub async fn consume(
 ) -> Result<Response, ApiError> {
     let relayed = relayed.map(|Extension(r)| r);
     let relayed = relayed.as_ref();
-    // Through the relay the TCP peer is this engine; the relay names the moderator.
-    let client = relayed.and_then(|r| r.client).unwrap_or(peer.ip());
+    // Through the relay the TCP peer is this engine; the relay names the moderator. Relayed
+    // attempts whose address the relay did not give share a bucket of their own ("::"), never
+    // the one of this machine's own browser.
+    let client = match relayed {
+        Some(r) => r
+            .client
+            .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+        None => peer.ip(),
+    };
     if let Err(retry) = state.consume_limiter.check(client, state.engine.now_ms()) {
         return Ok(crate::auth::rate_limited(retry));
     }
