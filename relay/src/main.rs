@@ -160,6 +160,9 @@ fn public_origin(url: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The largest `--moderator-max-body-bytes`.
+const MODERATOR_MAX_BODY_CEILING: usize = 2 * 1024 * 1024;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -199,6 +202,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "--moderator-max-streams, --moderator-max-body-bytes and \
              --moderator-response-timeout must be above zero"
+        );
+    }
+    if args.moderator_max_body_bytes > MODERATOR_MAX_BODY_CEILING {
+        // A moderator's socket message crosses the engine link as one frame, JSON-escaped
+        // (up to six times longer): past this it could exceed the link's 16 MiB frame limit.
+        anyhow::bail!(
+            "--moderator-max-body-bytes may be at most {MODERATOR_MAX_BODY_CEILING} (2 MiB)"
         );
     }
     config.door = DoorLimits {

@@ -68,6 +68,20 @@ fn door_limits_of_zero_are_refused_at_start() {
         assert!(stderr.contains("must be above zero"), "{flag}: {stderr}");
     }
     let out = cli(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--moderator-max-body-bytes",
+            "3000000",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 2097152"));
+    let out = cli(
         &["serve", "--moderator-response-timeout", "soon"],
         dir.path(),
     );

@@ -18,8 +18,10 @@ use super::{
 };
 use crate::Engine;
 
-/// Largest request body taken from the relay (the server's own JSON limit applies after).
-const MAX_BODY: usize = 2 * 1024 * 1024;
+/// Largest request body taken from the relay. The moderator surface takes one form (the
+/// link's key), so this is small; bodies are credited as they arrive, and this is what bounds
+/// a stream's body in memory.
+const MAX_BODY: usize = 64 * 1024;
 
 pub(super) async fn http(
     engine: &Engine,
@@ -59,11 +61,11 @@ pub(super) async fn http(
                     }
                     body.extend_from_slice(&chunk);
                     let bytes = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                    rx.owed.credited(bytes);
                     let credit = EngineMessage::Window(StreamWindow { stream, bytes });
                     if !send(out, credit).await {
                         return;
                     }
-                    rx.owed.credited(bytes);
                     if data.fin {
                         break;
                     }

@@ -174,36 +174,64 @@ pub(crate) fn frame(message: &EngineMessage) -> Option<String> {
 /// word for it.
 const MAX_STREAMS: usize = 1024;
 
-/// What the relay sent on one stream that the engine has not credited back yet.
+/// Most bytes the relay may have sent on all the streams of one link that the engine has not
+/// credited back yet. A relay keeping to the windows stays far below it (each stream owes at
+/// most its window, or one message larger than the window); what passes it is refused.
+const LINK_BUDGET: i64 = 32 * 1024 * 1024;
+
+/// What the relay sent on one stream that the engine has not credited back yet, counted in the
+/// link's total too.
 ///
 /// The relay sends only while its credit covers a message (or, for one larger than the whole
 /// window, while it has the whole window), and the engine's count of what it owes is never
-/// above the relay's, so a relay that keeps to the window is never refused. One that does
-/// not would have the engine queue without bound: its stream is closed instead.
-#[derive(Debug, Default)]
-pub(super) struct Owed(AtomicI64);
+/// above the relay's (it lowers its count before it sends the credit), so a relay that keeps
+/// to the window is never refused. One that does not would have the engine queue without
+/// bound: its stream is closed instead.
+#[derive(Debug)]
+pub(super) struct Owed {
+    stream: AtomicI64,
+    link: Arc<AtomicI64>,
+}
 
 impl Owed {
-    /// Counts `cost` more, if a relay keeping to the window could have sent it.
+    fn new(link: Arc<AtomicI64>) -> Self {
+        Self {
+            stream: AtomicI64::new(0),
+            link,
+        }
+    }
+
+    /// Counts `cost` more, if a relay keeping to the window could have sent it. Only
+    /// `Door::handle` counts (it has the door to itself), so checking and adding need no
+    /// single atomic step; crediting only ever lowers the counts.
     fn take(&self, cost: u32) -> bool {
+        if cost == 0 {
+            return true;
+        }
         let (cost, window) = (i64::from(cost), i64::from(STREAM_WINDOW));
-        if self.0.load(Ordering::Acquire) + cost.min(window) > window {
+        if self.stream.load(Ordering::Acquire) + cost.min(window) > window
+            || self.link.load(Ordering::Acquire) + cost > LINK_BUDGET
+        {
             return false;
         }
-        self.0.fetch_add(cost, Ordering::AcqRel);
+        self.stream.fetch_add(cost, Ordering::AcqRel);
+        self.link.fetch_add(cost, Ordering::AcqRel);
         true
     }
 
-    /// `bytes` were credited back to the relay.
+    /// `bytes` are about to be credited back to the relay (call before sending the credit).
     pub(super) fn credited(&self, bytes: u32) {
-        self.0.fetch_sub(i64::from(bytes), Ordering::AcqRel);
+        self.stream.fetch_sub(i64::from(bytes), Ordering::AcqRel);
+        self.link.fetch_sub(i64::from(bytes), Ordering::AcqRel);
     }
 }
 
-/// Bytes a base64 text decodes to (what the relay counts for a body chunk).
-fn decoded_len(b64: &str) -> u32 {
-    let padding = b64.bytes().rev().take(2).filter(|&b| b == b'=').count();
-    u32::try_from((b64.len() / 4 * 3).saturating_sub(padding)).unwrap_or(u32::MAX)
+impl Drop for Owed {
+    /// A stream that ends gives back to the link what it still owed.
+    fn drop(&mut self) {
+        self.link
+            .fetch_sub(self.stream.load(Ordering::Acquire), Ordering::AcqRel);
+    }
 }
 
 /// One open stream: where its messages go, and what it owes the relay.
@@ -217,6 +245,8 @@ pub(crate) struct Door {
     engine: Engine,
     outbound: mpsc::Sender<EngineMessage>,
     streams: HashMap<u64, OpenStream>,
+    /// What all streams of this link owe the relay.
+    owed: Arc<AtomicI64>,
 }
 
 impl Door {
@@ -225,6 +255,7 @@ impl Door {
             engine,
             outbound,
             streams: HashMap::new(),
+            owed: Arc::default(),
         }
     }
 
@@ -255,7 +286,7 @@ impl Door {
                     return;
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                let owed = Arc::new(Owed::default());
+                let owed = Arc::new(Owed::new(Arc::clone(&self.owed)));
                 self.streams.insert(
                     stream,
                     OpenStream {
@@ -274,7 +305,7 @@ impl Door {
                 ));
                 return;
             }
-            RelayMessage::Data(m) => (m.stream, decoded_len(&m.data_b64)),
+            RelayMessage::Data(m) => (m.stream, u32::try_from(m.byte_len()).unwrap_or(u32::MAX)),
             RelayMessage::WsMessage(m) => (m.stream, m.cost()),
             RelayMessage::Window(m) => (m.stream, 0),
             RelayMessage::Close(m) => (m.stream, 0),
@@ -295,10 +326,7 @@ impl Door {
                 code: Some(1008),
                 reason: "sent past the stream's window".into(),
             });
-            let out = self.outbound.clone();
-            tokio::spawn(async move {
-                let _ = out.send(close).await;
-            });
+            let _ = self.outbound.try_send(close);
             return;
         }
         let last = matches!(message, RelayMessage::Close(_));
@@ -430,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_stream_owes_no_more_than_a_relay_keeping_to_the_window_can_send() {
-        let owed = Owed::default();
+        let owed = Owed::new(Arc::default());
         assert!(owed.take(STREAM_WINDOW - 10));
         assert!(owed.take(10), "the window exactly");
         assert!(!owed.take(1), "past it");
@@ -442,10 +470,27 @@ mod tests {
             owed.take(4 * STREAM_WINDOW),
             "one message larger than the window goes when the window is all there"
         );
+        assert!(
+            owed.take(0),
+            "credits and closes cost nothing, even while a large message is owed"
+        );
         assert!(!owed.take(1));
-        assert_eq!(decoded_len("aGk="), 2);
-        assert_eq!(decoded_len("aGkh"), 3);
-        assert_eq!(decoded_len(""), 0);
+    }
+
+    #[test]
+    fn a_link_owes_no_more_than_its_budget_and_ended_streams_give_theirs_back() {
+        let link = Arc::new(AtomicI64::new(0));
+        let streams: Vec<Owed> = (0..LINK_BUDGET / i64::from(STREAM_WINDOW))
+            .map(|_| Owed::new(Arc::clone(&link)))
+            .collect();
+        for owed in &streams {
+            assert!(owed.take(STREAM_WINDOW));
+        }
+        let one_more = Owed::new(Arc::clone(&link));
+        assert!(!one_more.take(1), "the link's budget is spent");
+        drop(streams);
+        assert_eq!(link.load(Ordering::Acquire), 0);
+        assert!(one_more.take(1));
     }
 
     #[test]

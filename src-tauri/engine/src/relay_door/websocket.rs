@@ -2,6 +2,8 @@
 //! mark, then carried both ways within each side's credit until either end closes it. A
 //! refused upgrade goes back as the plain HTTP answer it was.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -147,7 +149,7 @@ pub(super) async fn websocket(
     // credit once a message is written: this loop never waits on the server, so it keeps
     // reading the server's messages (which the server may be waiting to send) meanwhile.
     let (write, writes) = mpsc::unbounded_channel();
-    let owed = std::sync::Arc::clone(&rx.owed);
+    let owed = Arc::clone(&rx.owed);
     let mut writer = tokio::spawn(write_to_local(to_local, writes, out.clone(), stream, owed));
     let mut credit = i64::from(STREAM_WINDOW);
     let mut pending: Option<StreamWsMessage> = None;
@@ -249,13 +251,14 @@ async fn write_to_local(
     mut writes: mpsc::UnboundedReceiver<(tungstenite::Message, u32)>,
     out: mpsc::Sender<EngineMessage>,
     stream: u64,
-    owed: std::sync::Arc<Owed>,
+    owed: Arc<Owed>,
 ) {
     while let Some((message, cost)) = writes.recv().await {
         let last = matches!(message, tungstenite::Message::Close(_));
         if to_local.send(message).await.is_err() || last {
             return;
         }
+        owed.credited(cost);
         let credit = EngineMessage::Window(StreamWindow {
             stream,
             bytes: cost,
@@ -263,7 +266,6 @@ async fn write_to_local(
         if !send(&out, credit).await {
             return;
         }
-        owed.credited(cost);
     }
 }
 
