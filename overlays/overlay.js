@@ -173,7 +173,8 @@
       return;
     }
     status.patches += 1;
-    showScene({ version: to, overlay: scene.overlay, layers });
+    const overlay = message.overlay && typeof message.overlay === 'object' ? message.overlay : scene.overlay;
+    showScene({ version: to, overlay, layers });
   }
 
   function showScene(next) {

@@ -344,6 +344,13 @@ async fn a_moderator_flooding_alerts_is_held_to_the_limit_and_others_are_not() {
         (Some(false), Some("rate_limited")),
         "{refused}"
     );
+    // Flooding on: refused each time, audited once.
+    for n in 100..105 {
+        assert_eq!(
+            act(&mut flooding, alert(n)).await["error"]["code"],
+            "rate_limited"
+        );
+    }
     assert_eq!(
         refused["error"]["details"]["retryAfterSeconds"], 20,
         "3 a minute: one back every 20 s"

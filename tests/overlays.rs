@@ -343,6 +343,10 @@ async fn a_drag_sends_pages_only_what_changed_and_they_end_on_the_stored_scene()
         (Some("scene.patch"), Some(2), Some(3))
     );
     assert_eq!(patch["layers"].as_array().unwrap().len(), 1, "{patch}");
+    assert_eq!(
+        patch["overlay"]["width"], 1280,
+        "the overlay's size rides along"
+    );
     assert_eq!(patch["layers"][0]["id"], "l7");
     assert!(
         patch.to_string().len() * 10 < whole,

@@ -17,8 +17,9 @@ pub struct PageScene {
 
 impl PageScene {
     /// Applies a scene message and returns true, or returns false for any other message. A
-    /// patch must start from the version held (the server sends a page nothing else); one
-    /// already covered by a newer full scene is skipped, as the page skips it.
+    /// patch already covered by a newer full scene is skipped, as the page skips it. Any
+    /// other patch must start from the version held: the tests using this save one at a
+    /// time, so a gap (which the page answers with `resync`) would be a bug here.
     pub fn apply(&mut self, message: &Value) -> bool {
         match message["type"].as_str() {
             Some("scene.full") => {

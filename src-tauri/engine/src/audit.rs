@@ -105,6 +105,9 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
 }
 
+/// Most old entries deleted with one new one.
+const PRUNE_BATCH: usize = 5000;
+
 /// Largest page `audit_list` returns.
 pub const MAX_PAGE: u32 = 500;
 
@@ -118,13 +121,26 @@ impl Engine {
         let id = self
             .store()
             .call(move |conn| {
-                if let Some(cutoff) = prune_before {
-                    let pruned =
-                        conn.execute("DELETE FROM audit_log WHERE ts_ms < ?1", [cutoff])?;
-                    if pruned > 0 {
-                        tracing::info!(entries = pruned, "deleted audit entries past retention");
+                // At most PRUNE_BATCH rows at a time, so a long backlog never holds the one
+                // writer for long; a full batch asks for another on the next write. A failed
+                // prune is logged and the entry still written.
+                let pruned = prune_before.map(|cutoff| {
+                    conn.execute(
+                        "DELETE FROM audit_log WHERE id IN
+                         (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT ?2)",
+                        params![cutoff, PRUNE_BATCH],
+                    )
+                });
+                match &pruned {
+                    Some(Ok(n)) if *n > 0 => {
+                        tracing::info!(entries = n, "deleted audit entries past retention");
                     }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "could not delete old audit entries");
+                    }
+                    _ => {}
                 }
+                let more = matches!(pruned, Some(Ok(n)) if n >= PRUNE_BATCH);
                 conn.execute(
                     "INSERT INTO audit_log (ts_ms, actor, action, target, outcome, client, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -138,9 +154,13 @@ impl Engine {
                         detail
                     ],
                 )?;
-                Ok(conn.last_insert_rowid())
+                Ok((conn.last_insert_rowid(), more))
             })
             .await?;
+        let (id, more) = id;
+        if more {
+            self.inner.audit_pruned_ms.store(0, Ordering::Relaxed);
+        }
         self.events().publish(
             "audit.recorded",
             serde_json::json!({

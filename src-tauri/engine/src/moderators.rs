@@ -242,6 +242,9 @@ pub(crate) struct ActionLimits {
     tts: (u32, RateLimiter<String>),
     alerts: (u32, RateLimiter<String>),
     obs_scenes: (u32, RateLimiter<String>),
+    /// When a refusal was last audited, per session and action, so that a flood of refused
+    /// actions is not a flood of audit entries.
+    audited: std::sync::Mutex<std::collections::HashMap<(String, &'static str), i64>>,
 }
 
 impl ActionLimits {
@@ -252,7 +255,25 @@ impl ActionLimits {
             tts: limit(config.tts_per_minute),
             alerts: limit(config.alerts_per_minute),
             obs_scenes: limit(config.obs_scenes_per_minute),
+            audited: std::sync::Mutex::default(),
         }
+    }
+
+    /// Whether a refusal of `action` for `session` at `now_ms` should be audited: the first,
+    /// then at most one a minute.
+    fn audit_refusal(&self, session: &str, action: &'static str, now_ms: i64) -> bool {
+        let mut audited = self.audited.lock().unwrap_or_else(|p| p.into_inner());
+        if audited.len() > 10_000 {
+            audited.retain(|_, at| now_ms - *at < 60_000);
+        }
+        let last = audited
+            .entry((session.to_owned(), action))
+            .or_insert(i64::MIN);
+        if last.saturating_add(60_000) > now_ms {
+            return false;
+        }
+        *last = now_ms;
+        true
     }
 
     /// Takes one `action` for `session` at `now_ms`.
@@ -648,16 +669,18 @@ impl Engine {
         if !session.may(scope) {
             self.audit(
                 AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
+                    .target(session.id.clone())
                     .detail(serde_json::json!({ "reason": "scope", "scope": scope.as_str(), "via": session.via.as_str() })),
             )
             .await?;
             return Err(ModeratorError::ScopeDenied(what).into());
         }
-        if let Err(limited) = self
-            .inner
-            .moderator_limits
-            .check(&session.id, &action, self.now_ms())
-        {
+        let now = self.now_ms();
+        let limits = &self.inner.moderator_limits;
+        if let Err(limited) = limits.check(&session.id, &action, now) {
+            if !limits.audit_refusal(&session.id, name, now) {
+                return Err(limited.into());
+            }
             self.audit(
                 AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
                     .target(session.id.clone())

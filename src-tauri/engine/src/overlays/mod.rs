@@ -488,12 +488,7 @@ impl Engine {
             "type": "scene.full",
             "version": scene.version,
             "server_ts": rfc3339(self.now_ms()),
-            "overlay": {
-                "id": overlay.overlay_id,
-                "name": overlay.name,
-                "width": overlay.width,
-                "height": overlay.height,
-            },
+            "overlay": overlay_summary(overlay),
             "scene": scene.scene,
         });
         Arc::from(message.to_string())
@@ -518,6 +513,9 @@ impl Engine {
                 "from_version": from,
                 "to_version": scene.version,
                 "server_ts": rfc3339(self.now_ms()),
+                // A rename or resize racing this save may be skipped as older; the page takes
+                // the overlay's name and size from here too.
+                "overlay": overlay_summary(overlay),
                 "layers": diff.layers,
                 "order": diff.order,
             })
@@ -707,6 +705,16 @@ impl Engine {
             "applyLatencyMs": latencies,
         })
     }
+}
+
+/// What a page is told about its overlay with each scene message.
+fn overlay_summary(overlay: &Overlay) -> serde_json::Value {
+    serde_json::json!({
+        "id": overlay.overlay_id,
+        "name": overlay.name,
+        "width": overlay.width,
+        "height": overlay.height,
+    })
 }
 
 /// When each recent scene version was published, for apply latency.
