@@ -60,29 +60,41 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
     assert_eq!(state["state"]["state"], "open");
     assert_eq!(state["state"]["applied"], 2);
 
-    // An edit is pushed and drawn without reloading.
-    let edit = serde_json::json!({ "version": 2, "scene": { "layers": [
-        { "id": "title", "kind": "text", "x": 60, "y": 40, "w": 800, "h": 90, "props": { "text": "Live now" } }
-    ] } });
-    let saved = app
-        .put_as_streamer(&format!("/api/overlays/{id}/scene"))
-        .json(&edit)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 200);
+    // Edits are pushed and drawn without reloading. Moving the title in a scene of three is
+    // sent as a patch (the title and the order), which the page applies to what it has.
+    let drawn_js = "[...document.querySelectorAll('[data-layer-id]')].map((e) => `${e.dataset.layerId}@${e.style.left}`).join(',') + ` patches=${window.__stagehandOverlay.patches}`";
+    let mut layers = serde_json::json!([
+        { "id": "title", "kind": "text", "x": 60, "y": 40, "w": 800, "h": 90, "z": 2,
+          "style": { "color": "#ffffff", "fontSize": 56, "fontWeight": "700" },
+          "props": { "text": "Live now" } },
+        { "id": "alerts", "kind": "alert_box", "x": 340, "y": 200, "w": 600, "h": 220, "z": 5 },
+        { "id": "hidden", "kind": "text", "x": 0, "y": 600, "w": 300, "h": 50, "visible": false,
+          "props": { "text": "not shown" } }
+    ]);
+    assert_eq!(app.save_scene(&id, 2, layers.clone()).await.status(), 200);
     browser
         .cmd(serde_json::json!({"cmd": "waitApplied", "name": "a", "version": 3}))
         .await;
     browser
         .cmd(serde_json::json!({"cmd": "waitText", "name": "a", "selector": "[data-layer-id=\"title\"]", "text": "Live now"}))
         .await;
-    // That edit came as a patch (one layer changed, two removed), which the page applied to
-    // what it had: only the title is left, moved.
     let drawn = browser
-        .cmd(serde_json::json!({"cmd": "eval", "name": "a", "js": "[...document.querySelectorAll('[data-layer-id]')].map((e) => `${e.dataset.layerId}@${e.style.left}`).join(',') + ` patches=${window.__stagehandOverlay.patches}`"}))
+        .cmd(serde_json::json!({"cmd": "eval", "name": "a", "js": drawn_js}))
         .await;
-    assert_eq!(drawn["value"], "title@60px patches=1", "{drawn}");
+    assert_eq!(
+        drawn["value"], "title@60px,alerts@340px,hidden@0px patches=1",
+        "{drawn}"
+    );
+    // Two layers removed: only the title is left.
+    layers.as_array_mut().unwrap().truncate(1);
+    assert_eq!(app.save_scene(&id, 3, layers).await.status(), 200);
+    browser
+        .cmd(serde_json::json!({"cmd": "waitApplied", "name": "a", "version": 4}))
+        .await;
+    let drawn = browser
+        .cmd(serde_json::json!({"cmd": "eval", "name": "a", "js": "[...document.querySelectorAll('[data-layer-id]')].map((e) => e.dataset.layerId).join(',')"}))
+        .await;
+    assert_eq!(drawn["value"], "title", "{drawn}");
 
     // Forged and deleted links are refused by the page itself.
     let forged = browser

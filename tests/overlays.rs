@@ -383,6 +383,34 @@ async fn a_drag_sends_pages_only_what_changed_and_they_end_on_the_stored_scene()
 }
 
 #[tokio::test]
+async fn pages_opening_and_closing_are_announced_with_the_count() {
+    let app = TestApp::start().await;
+    let overlay = create(&app, "Main").await;
+    let id = overlay["overlayId"].as_str().unwrap().to_owned();
+    let signed = overlay["signedUrl"].as_str().unwrap();
+    let mut events = app.engine.events().subscribe();
+    let mut first = connect(signed).await;
+    next_json(&mut first).await;
+    let opened = support::event(&mut events, "overlay.pages").await;
+    assert_eq!(
+        (opened["overlayId"].as_str(), opened["pages"].as_u64()),
+        (Some(id.as_str()), Some(1))
+    );
+    let mut second = connect(signed).await;
+    next_json(&mut second).await;
+    assert_eq!(
+        support::event(&mut events, "overlay.pages").await["pages"],
+        2
+    );
+    first.close(None).await.unwrap();
+    assert_eq!(
+        support::event(&mut events, "overlay.pages").await["pages"],
+        1,
+        "a closed page is counted out"
+    );
+}
+
+#[tokio::test]
 async fn a_hundred_quick_edits_leave_every_page_on_the_last_version() {
     let app = TestApp::start().await;
     let overlay = create(&app, "Main").await;

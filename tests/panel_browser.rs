@@ -293,6 +293,11 @@ async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking()
     browser
         .cmd(json!({"cmd": "waitText", "name": "ov", "selector": "[data-layer-id=\"text-1\"]", "text": "Hello from the panel"}))
         .await;
+    // The row says where it is open as soon as the page connects (an `overlay.pages` event;
+    // the fallback poll is a minute, past this wait).
+    browser
+        .cmd(json!({"cmd": "waitText", "name": "p", "selector": format!("{row} [data-pages]"), "text": "open in 1 place"}))
+        .await;
 
     // An edit in the panel reaches the open overlay page.
     fill(

@@ -96,8 +96,14 @@ async fn a_signed_tradingview_alert_shows_the_mapped_alert_and_a_chart_point() {
         .unwrap();
     assert_eq!(mapped.status(), 200);
 
+    let mut events = app.engine.events().subscribe();
     let body = r#"{"symbol":"BINANCE:BTCUSDT","side":"buy","price":"42000.5","timeframe":"5","note":"breakout","extras":{"rsi":71}}"#;
     let sent = accepted(post_tv(&app, "application/json", body, true).await).await;
+    assert_eq!(
+        support::event(&mut events, "webhook.deliveries").await["count"],
+        1,
+        "the panel's lists hear of the new delivery"
+    );
     let alert = next_json(&mut page).await;
     assert_eq!(alert["type"], "alert.show");
     assert_eq!(

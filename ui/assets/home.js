@@ -1,6 +1,8 @@
-// Home page live parts: uptime ticks; engine events arrive over /ws/events (activity, OBS,
-// relay and account changes, which bring their card up to date); overlay pages, stream health
-// and alerts, which have no event of their own, are fetched again every few seconds.
+// Home page live parts: uptime ticks; engine events arrive over /ws/events (activity, and
+// changes to OBS and its stream health, the relay, accounts, overlay pages and webhook
+// deliveries, each of which brings its card up to date). When the socket (re)opens the cards
+// are fetched again, since events sent while it was closed are gone; a slow poll covers
+// events dropped while the page lagged behind.
 (function () {
   "use strict";
   var S = window.Stagehand;
@@ -45,13 +47,18 @@
     })
     .catch(function () {});
 
-  var parts = { "obs.status": "obs", "relay.status": "relay", "relay.evicted": "relay",
-                "account.status": "accounts", "account.link": "accounts" };
+  var parts = { "obs.status": "obs", "obs.health": "obs", "obs.scene.changed": "obs",
+                "obs.stream.state": "obs", "relay.status": "relay", "relay.evicted": "relay",
+                "account.status": "accounts", "account.link": "accounts",
+                "overlay.pages": "overlays", "webhook.deliveries": "alerts" };
+  // Engine events that are not worth a line in the activity list.
+  var quiet = { "obs.health": true, "overlay.pages": true, "webhook.deliveries": true };
   S.events(function (ev) {
-    addActivity(ev);
+    if (!quiet[ev.type]) addActivity(ev);
     if (parts[ev.type]) S.refresh([parts[ev.type]]);
   }, function (open) {
     setLive(open ? "connected" : "reconnecting…", open ? "ok" : "bad");
+    if (open) S.refresh(["overlays", "obs", "alerts", "relay", "accounts"]);
   });
-  setInterval(function () { S.refresh(["overlays", "obs", "alerts"]); }, 5000);
+  setInterval(function () { S.refresh(["overlays", "obs", "alerts"]); }, 60000);
 })();

@@ -216,29 +216,39 @@
     return n === 1 ? 'open in 1 place' : `open in ${n} places`;
   }
 
+  function showPages(overlayId, n) {
+    const row = rowOf(overlayId);
+    const badge = row && row.querySelector('[data-pages]');
+    if (badge && badge.dataset.pages !== String(n)) {
+      badge.dataset.pages = String(n);
+      badge.textContent = pagesText(n);
+      badge.className = n > 0 ? 'badge ok' : 'badge';
+    }
+  }
+
   async function updatePages() {
     let figures;
     try { figures = await S.api('GET', '/api/metrics/realtime'); } catch { return; }
     for (const row of rows()) {
-      const badge = row.querySelector('[data-pages]');
       const list = figures && figures.overlays && figures.overlays[row.dataset.overlayId];
-      const n = Array.isArray(list) ? list.length : 0;
-      if (badge && badge.dataset.pages !== String(n)) {
-        badge.dataset.pages = String(n);
-        badge.textContent = pagesText(n);
-        badge.className = n > 0 ? 'badge ok' : 'badge';
-      }
+      showPages(row.dataset.overlayId, Array.isArray(list) ? list.length : 0);
     }
   }
-  setInterval(updatePages, 5000);
+  // Pages come and go as `overlay.pages` events; the slow poll (and a fetch whenever the
+  // event socket opens) covers events missed while it was closed.
+  setInterval(updatePages, 60 * 1000);
 
   // Someone else saved (a moderator, another window, the API): load the newer scene.
   S.events((event) => {
+    if (event.type === 'overlay.pages' && event.data) {
+      showPages(event.data.overlayId, Number(event.data.pages) || 0);
+      return;
+    }
     if (event.type !== 'scene.updated' || !event.data) return;
     const { overlayId, version } = event.data;
     const known = editor.version(overlayId);
     if (editor.known(overlayId) && (known === null || version > known)) loadScene(overlayId);
-  });
+  }, (open) => { if (open) updatePages(); });
 
   document.addEventListener('stagehand:refreshed', syncEditor);
   syncEditor();

@@ -138,7 +138,11 @@
     }
   });
 
-  // Deliveries arrive without an event of their own: the list is fetched again every few
-  // seconds (only that part, so revealed secrets stay as they are).
-  setInterval(() => S.refresh(['deliveries']), 5000);
+  // New deliveries are announced (`webhook.deliveries`, one event per commit); only that part
+  // is fetched again, so revealed secrets stay as they are. A fetch when the event socket
+  // opens and a slow poll cover events missed while it was closed.
+  S.events((event) => {
+    if (event.type === 'webhook.deliveries') S.refresh(['deliveries']);
+  }, (open) => { if (open) S.refresh(['deliveries']); });
+  setInterval(() => S.refresh(['deliveries']), 60 * 1000);
 })();

@@ -101,8 +101,7 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
             return;
         }
     };
-    let hub = state.engine.overlay_hub();
-    let mut page = hub.connect(&overlay.overlay_id);
+    let mut page = state.engine.overlay_page_open(&overlay.overlay_id);
     let mut shutdown = state.shutdown.clone();
     let mut last_heard = Instant::now();
     let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -183,7 +182,9 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
             }
         }
     }
-    hub.disconnect(&overlay.overlay_id, page.id);
+    state
+        .engine
+        .overlay_page_closed(&overlay.overlay_id, page.id);
 }
 
 /// What a page's message asks of its socket.

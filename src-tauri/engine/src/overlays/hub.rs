@@ -157,6 +157,11 @@ impl OverlayHub {
         }
     }
 
+    /// How many pages of `overlay_id` are connected.
+    pub fn pages_of(&self, overlay_id: &str) -> usize {
+        self.pages().get(overlay_id).map_or(0, Vec::len)
+    }
+
     /// Forgets a page (its socket ended).
     pub fn disconnect(&self, overlay_id: &str, page_id: u64) {
         let mut pages = self.pages();

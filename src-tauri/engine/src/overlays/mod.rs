@@ -626,6 +626,28 @@ impl Engine {
         &self.inner.overlay_hub
     }
 
+    /// Registers a page of `overlay_id` whose socket just opened, and announces how many it
+    /// has now (`overlay.pages`, which the panel shows).
+    pub fn overlay_page_open(&self, overlay_id: &str) -> hub::PageConnection {
+        let page = self.inner.overlay_hub.connect(overlay_id);
+        self.publish_pages(overlay_id);
+        page
+    }
+
+    /// Forgets a page whose socket ended, and announces how many are left.
+    pub fn overlay_page_closed(&self, overlay_id: &str, page_id: u64) {
+        self.inner.overlay_hub.disconnect(overlay_id, page_id);
+        self.publish_pages(overlay_id);
+    }
+
+    fn publish_pages(&self, overlay_id: &str) {
+        let pages = self.inner.overlay_hub.pages_of(overlay_id);
+        self.events().publish(
+            "overlay.pages",
+            serde_json::json!({ "overlayId": overlay_id, "pages": pages }),
+        );
+    }
+
     /// Records that a page applied `version`; returns the time since it was published.
     pub fn overlay_applied(
         &self,

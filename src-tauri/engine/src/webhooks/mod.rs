@@ -602,8 +602,21 @@ impl Engine {
             })
             .await?;
         let (record, committed) = committed;
-        self.finish(Prepared::Record(record), Some(committed), announce)
-            .await
+        let stored = matches!(committed, Committed::Stored { .. });
+        let outcome = self
+            .finish(Prepared::Record(record), Some(committed), announce)
+            .await;
+        if stored {
+            self.publish_deliveries(1);
+        }
+        outcome
+    }
+
+    /// Announces that `count` deliveries were stored (`webhook.deliveries`, which the panel's
+    /// lists follow): once per commit, not per webhook, so a burst is one event.
+    fn publish_deliveries(&self, count: usize) {
+        self.events()
+            .publish("webhook.deliveries", serde_json::json!({ "count": count }));
     }
 
     /// Records a run of relayed webhooks from one tunnel, in sequence order, in one
@@ -642,9 +655,17 @@ impl Engine {
                 Ok((prepared, committed))
             })
             .await?;
+        let stored = committed
+            .1
+            .iter()
+            .filter(|c| matches!(c, Some(Committed::Stored { .. })))
+            .count();
         for (p, c) in committed.0.into_iter().zip(committed.1) {
             let outcome = self.finish(p, c, true).await?;
             tracing::debug!(?outcome, "relayed webhook");
+        }
+        if stored > 0 {
+            self.publish_deliveries(stored);
         }
         Ok(highest)
     }
