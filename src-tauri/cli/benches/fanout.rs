@@ -360,16 +360,7 @@ mod linux {
         let served = common::Served::start(&[]);
         let (base, token) = (served.base.clone(), served.token.clone());
         let client = reqwest::Client::new();
-        let overlay: serde_json::Value = client
-            .post(format!("{base}/overlays"))
-            .header("x-streamer-token", &token)
-            .json(&serde_json::json!({ "name": "bench" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let overlay = common::create_overlay(&client, &base, &token, "bench").await;
         let id = overlay["overlayId"].as_str().unwrap().to_owned();
         let signed = overlay["signedUrl"].as_str().unwrap();
         let path = signed

@@ -95,16 +95,7 @@ async fn main() {
     let mut overlays = Vec::new();
     let mut pages: Vec<Vec<Socket>> = Vec::new();
     for i in 0..10 {
-        let o: serde_json::Value = client
-            .post(format!("{base}/overlays"))
-            .header("x-streamer-token", &token)
-            .json(&serde_json::json!({ "name": format!("bench {i}") }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let o = common::create_overlay(&client, &base, &token, &format!("bench {i}")).await;
         let url = o["signedUrl"]
             .as_str()
             .unwrap()

@@ -89,6 +89,25 @@ pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// Creates an overlay called `name` on the engine at `base`; returns its JSON (`overlayId`,
+/// `signedUrl`).
+pub async fn create_overlay(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> serde_json::Value {
+    http.post(format!("{base}/overlays"))
+        .header("x-streamer-token", token)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Waits until the engine at `base` is linked to its relay.
 pub async fn wait_linked(http: &reqwest::Client, base: &str, token: &str) {
     for _ in 0..1_000 {

@@ -14,7 +14,8 @@ use stagehand_protocol::relay::{
 use tokio::sync::mpsc;
 
 use super::{
-    Inbox, RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_url, refuse, response_headers, send,
+    Inbox, RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_unreachable, local_url, refuse,
+    response_headers, send,
 };
 use crate::Engine;
 
@@ -124,14 +125,7 @@ pub(super) async fn http(
         Err(e) => {
             // Without the URL: it may carry a one-time key or a session.
             tracing::warn!(error = %e.without_url(), "the relay door could not reach the local server");
-            refuse(
-                out,
-                stream,
-                503,
-                "streamer_offline",
-                "Stagehand's local server is not answering",
-            )
-            .await;
+            local_unreachable(out, stream).await;
             return;
         }
     };

@@ -418,6 +418,18 @@ async fn refuse(
     }
 }
 
+/// The answer when the local server cannot be reached: the relay shows its offline page.
+async fn local_unreachable(out: &mpsc::Sender<EngineMessage>, stream: u64) {
+    refuse(
+        out,
+        stream,
+        503,
+        "streamer_offline",
+        "Stagehand's local server is not answering",
+    )
+    .await;
+}
+
 /// The forwarded headers, checked again against the list (the relay is not trusted to filter).
 fn forwarded(headers: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
     headers

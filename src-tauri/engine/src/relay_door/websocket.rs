@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{
-    Inbox, Owed, RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_url, refuse, response_headers,
-    send,
+    Inbox, Owed, RELAY_CLIENT_HEADER, RELAY_HEADER, forwarded, local_unreachable, local_url,
+    refuse, response_headers, send,
 };
 
 /// The payload of an HTTP/1.1 chunked body; `None` when it is not one.
@@ -125,14 +125,7 @@ pub(super) async fn websocket(
                 other => format!("{:?}", std::mem::discriminant(other)),
             };
             tracing::warn!(error = %detail, "the relay door could not open a local socket");
-            refuse(
-                out,
-                stream,
-                503,
-                "streamer_offline",
-                "Stagehand's local server is not answering",
-            )
-            .await;
+            local_unreachable(out, stream).await;
             return;
         }
     };
