@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, StreamExt as _};
 use stagehand_protocol::relay::{
-    CLOSE_REPLACED, Delivery, EngineMessage, LAST_SEQ_HEADER, RelayMessage,
+    CLOSE_REPLACED, Delivery, EngineMessage, LAST_SEQ_HEADER, RelayMessage, StreamId,
 };
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -59,7 +59,7 @@ pub(crate) struct LinkShared {
     /// Moderator stream messages for the engine, written by the link's task.
     outbound: mpsc::Sender<RelayMessage>,
     /// Open moderator streams: where the engine's messages for each go.
-    streams: Mutex<HashMap<u64, StreamSlot>>,
+    streams: Mutex<HashMap<StreamId, StreamSlot>>,
     next_stream: AtomicU64,
     /// Bytes received for moderators and not yet written to them, all streams (a gauge).
     pending_total: Arc<AtomicI64>,
@@ -118,12 +118,12 @@ impl LinkShared {
     pub(crate) fn open_stream(
         &self,
         max: usize,
-    ) -> Option<(u64, mpsc::UnboundedReceiver<EngineMessage>, Pending)> {
+    ) -> Option<(StreamId, mpsc::UnboundedReceiver<EngineMessage>, Pending)> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         if streams.len() >= max {
             return None;
         }
-        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let id = StreamId(self.next_stream.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicI64::new(0));
         streams.insert(
@@ -141,7 +141,7 @@ impl LinkShared {
     }
 
     /// Forgets a stream (its handler is done with it).
-    pub(crate) fn forget_stream(&self, id: u64) {
+    pub(crate) fn forget_stream(&self, id: StreamId) {
         self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -165,7 +165,7 @@ impl LinkShared {
     }
 
     /// Hands an engine message to its stream; unknown streams (already closed) are ignored.
-    fn dispatch(&self, stream: u64, message: EngineMessage) {
+    fn dispatch(&self, stream: StreamId, message: EngineMessage) {
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = streams.get(&stream) {
             let bytes = match &message {
@@ -321,7 +321,7 @@ async fn close(tx: &mut Sink, code: u16, reason: &'static str) {
 }
 
 /// The stream an engine message belongs to, for those that belong to one.
-fn stream_of(message: &EngineMessage) -> Option<u64> {
+fn stream_of(message: &EngineMessage) -> Option<StreamId> {
     match message {
         EngineMessage::HttpResponse(m) => Some(m.stream),
         EngineMessage::Data(m) => Some(m.stream),

@@ -28,7 +28,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use stagehand_protocol::relay::{EngineMessage, RelayMessage, StreamClose, StreamWindow};
+use stagehand_protocol::relay::{EngineMessage, RelayMessage, StreamClose, StreamId, StreamWindow};
 use tokio::sync::mpsc;
 
 use crate::Relay;
@@ -95,7 +95,7 @@ This page tries again every ten seconds; your link still works once the app is b
 
 /// The door's end of one stream; forgetting it on drop tells the engine to stop.
 struct Stream {
-    id: u64,
+    id: StreamId,
     link: Arc<LinkShared>,
     rx: mpsc::UnboundedReceiver<EngineMessage>,
     /// Bytes received for the moderator and not yet written to them.
@@ -120,7 +120,7 @@ impl Stream {
 
 /// `bytes` of stream `id` were written to the moderator: returns that much credit to the
 /// engine.
-fn credit(link: &LinkShared, id: u64, pending: &Pending, bytes: usize) {
+fn credit(link: &LinkShared, id: StreamId, pending: &Pending, bytes: usize) {
     pending.written(bytes);
     if bytes > 0 {
         link.to_engine_soon(RelayMessage::Window(StreamWindow {

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use stagehand_protocol::relay::{
-    EngineMessage, RelayMessage, STREAM_WINDOW, StreamClose, StreamWsMessage,
+    EngineMessage, RelayMessage, STREAM_WINDOW, StreamClose, StreamId, StreamWsMessage,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -172,7 +172,7 @@ async fn write_to_moderator(
     mut to_moderator: futures_util::stream::SplitSink<WebSocket, Message>,
     mut writes: mpsc::UnboundedReceiver<(Message, usize)>,
     link: Arc<LinkShared>,
-    id: u64,
+    id: StreamId,
     pending: Pending,
 ) {
     while let Some((message, cost)) = writes.recv().await {

@@ -105,6 +105,18 @@ pub enum EngineMessage {
     Unknown,
 }
 
+/// One moderator request or socket carried on the link, numbered by the relay (unique on
+/// that link). On the wire it is the bare number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamId(pub u64);
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Bytes (body bytes, or WebSocket payload bytes) either side may send on one stream ahead of
 /// the other side's [`StreamWindow`] credits.
 pub const STREAM_WINDOW: u32 = 256 * 1024;
@@ -124,7 +136,7 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
     /// The stream id, unique on this link.
-    pub stream: u64,
+    pub stream: StreamId,
     /// `GET`, `HEAD`, `POST`.
     pub method: String,
     /// The engine path (the part after `/t/{tunnel_id}`), starting with `/`.
@@ -149,7 +161,7 @@ pub struct HttpRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpResponse {
     /// The stream it answers.
-    pub stream: u64,
+    pub stream: StreamId,
     /// The status; 101 accepts a WebSocket.
     pub status: u16,
     /// Response headers, hop-by-hop ones removed.
@@ -160,7 +172,7 @@ pub struct HttpResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamData {
     /// The stream.
-    pub stream: u64,
+    pub stream: StreamId,
     /// Up to [`STREAM_CHUNK`] bytes, standard base64.
     pub data_b64: String,
     /// The body ends with this chunk.
@@ -181,7 +193,7 @@ impl StreamData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamWsMessage {
     /// The stream.
-    pub stream: u64,
+    pub stream: StreamId,
     /// A text message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -203,7 +215,7 @@ impl StreamWsMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamWindow {
     /// The stream.
-    pub stream: u64,
+    pub stream: StreamId,
     /// How many bytes were passed on.
     pub bytes: u32,
 }
@@ -212,7 +224,7 @@ pub struct StreamWindow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamClose {
     /// The stream.
-    pub stream: u64,
+    pub stream: StreamId,
     /// WebSocket close code, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<u16>,
@@ -345,10 +357,10 @@ mod tests {
         };
         assert_eq!(
             (request.stream, request.websocket, request.has_body),
-            (3, false, false)
+            (StreamId(3), false, false)
         );
         let window = serde_json::to_value(EngineMessage::Window(StreamWindow {
-            stream: 3,
+            stream: StreamId(3),
             bytes: 10,
         }))
         .expect("serialises");

@@ -25,7 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use stagehand_protocol::relay::{
     CLOSE_TOO_BIG, EngineMessage, HttpRequest, HttpResponse, MAX_LINK_MESSAGE, RelayMessage,
-    STREAM_WINDOW, StreamClose, StreamData, TUNNELLED_REQUEST_HEADERS, moderator_prefix,
+    STREAM_WINDOW, StreamClose, StreamData, StreamId, TUNNELLED_REQUEST_HEADERS, moderator_prefix,
     moderator_surface,
 };
 use tokio::sync::mpsc;
@@ -244,7 +244,7 @@ struct OpenStream {
 pub(crate) struct Door {
     engine: Engine,
     outbound: mpsc::Sender<EngineMessage>,
-    streams: HashMap<u64, OpenStream>,
+    streams: HashMap<StreamId, OpenStream>,
     /// What all streams of this link owe the relay.
     owed: Arc<AtomicI64>,
 }
@@ -267,7 +267,7 @@ impl Door {
                 self.streams.retain(|_, open| !open.tx.is_closed());
                 let stream = request.stream;
                 if self.streams.contains_key(&stream) {
-                    tracing::warn!(stream, "the relay reused an open stream id; ignored");
+                    tracing::warn!(%stream, "the relay reused an open stream id; ignored");
                     return;
                 }
                 if self.streams.len() >= MAX_STREAMS {
@@ -318,7 +318,7 @@ impl Door {
             // Dropping its sender ends the stream's task; the relay is told why.
             self.streams.remove(&stream);
             tracing::warn!(
-                stream,
+                %stream,
                 "the relay sent past a stream's window; it is closed"
             );
             let close = EngineMessage::Close(StreamClose {
@@ -386,7 +386,7 @@ const OFFLINE_HEADER: &str = "x-stagehand-offline";
 
 async fn refuse(
     out: &mpsc::Sender<EngineMessage>,
-    stream: u64,
+    stream: StreamId,
     status: u16,
     code: &str,
     message: &str,
@@ -419,7 +419,7 @@ async fn refuse(
 }
 
 /// The answer when the local server cannot be reached: the relay shows its offline page.
-async fn local_unreachable(out: &mpsc::Sender<EngineMessage>, stream: u64) {
+async fn local_unreachable(out: &mpsc::Sender<EngineMessage>, stream: StreamId) {
     refuse(
         out,
         stream,

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use stagehand_protocol::relay::{
     EngineMessage, HttpRequest, HttpResponse, RelayMessage, STREAM_WINDOW, StreamClose, StreamData,
-    StreamWindow, StreamWsMessage,
+    StreamId, StreamWindow, StreamWsMessage,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
@@ -210,7 +210,7 @@ pub(super) async fn websocket(
 
 async fn closed_by_stagehand(
     out: &mpsc::Sender<EngineMessage>,
-    stream: u64,
+    stream: StreamId,
     code: u16,
     reason: String,
 ) {
@@ -243,7 +243,7 @@ async fn write_to_local(
     mut to_local: LocalSink,
     mut writes: mpsc::UnboundedReceiver<(tungstenite::Message, u32)>,
     out: mpsc::Sender<EngineMessage>,
-    stream: u64,
+    stream: StreamId,
     owed: Arc<Owed>,
 ) {
     while let Some((message, cost)) = writes.recv().await {
