@@ -573,3 +573,88 @@ async fn browser_panel_webhook_token_is_revealed_and_rotated_by_clicking() {
     .await;
     browser.quit().await;
 }
+
+#[tokio::test]
+#[ignore = "needs Chromium and node; run by scripts/test"]
+async fn browser_panel_add_to_obs_asks_which_scene_and_creates_the_source_there() {
+    let obs = support::fake_obs::FakeObs::start(Some("pw")).await;
+    let app = TestApp::start_with(
+        support::Options::default()
+            .env("STAGEHAND_OBS_ENABLED", "true")
+            .env("STAGEHAND_OBS_PORT", &obs.port().to_string())
+            .env("STAGEHAND_OBS_PASSWORD", "pw"),
+    )
+    .await;
+    let mut events = app.engine.events().subscribe();
+    app.engine.obs_start();
+    support::obs_status_within(&mut events, "identified", 10).await;
+    let created = app.create_overlay("Main").await;
+    let id = created["overlayId"].as_str().unwrap().to_owned();
+    let mut browser = Browser::start().await;
+    sign_in(&mut browser, &app, "p").await;
+    open_page(&mut browser, &app, "p", "/panel/overlays").await;
+
+    // OBS has two scenes ("Scene" on air, "Live"): the panel asks, the one on air chosen first.
+    let row = format!(".overlay-row[data-overlay-id=\"{id}\"]");
+    click(
+        &mut browser,
+        "p",
+        &format!("{row} [data-action=add-to-obs]"),
+    )
+    .await;
+    let offered = wait_until(
+        &mut browser,
+        "p",
+        "document.getElementById('choose').open && \
+         [...document.querySelectorAll('#choose-select option')].map((o) => `${o.value}${o.selected ? '*' : ''}`).join(',')",
+    )
+    .await;
+    assert_eq!(offered, "Scene*,Live");
+    browser
+        .cmd(json!({"cmd": "select", "name": "p", "selector": "#choose-select", "value": "Live"}))
+        .await;
+    click(&mut browser, "p", "#choose-ok").await;
+    browser
+        .cmd(json!({"cmd": "waitText", "name": "p", "selector": format!("{row} .row-status"), "text": "Added to the OBS scene “Live”"}))
+        .await;
+    let state = obs.state();
+    let sources: Vec<(&str, &str)> = state
+        .inputs
+        .iter()
+        .filter(|i| i.kind == "browser_source")
+        .map(|i| {
+            (
+                i.scene.as_str(),
+                i.settings["url"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    assert_eq!(sources[0].0, "Live", "the chosen scene, not the one on air");
+    assert!(
+        sources[0].1.contains(&format!("/o/{id}?sig=")),
+        "the source loads the overlay's signed link: {sources:?}"
+    );
+
+    // Cancelling the question adds nothing.
+    click(
+        &mut browser,
+        "p",
+        &format!("{row} [data-action=add-to-obs]"),
+    )
+    .await;
+    wait_until(&mut browser, "p", "document.getElementById('choose').open").await;
+    browser
+        .cmd(json!({"cmd": "click", "name": "p", "selector": "#choose button[value=cancel]"}))
+        .await;
+    wait_until(&mut browser, "p", "!document.getElementById('choose').open").await;
+    assert_eq!(
+        obs.state()
+            .inputs
+            .iter()
+            .filter(|i| i.kind == "browser_source")
+            .count(),
+        1
+    );
+    browser.quit().await;
+}

@@ -112,10 +112,17 @@
 
   async function addToObs(row, button, where) {
     const id = row.dataset.overlayId;
+    // Which OBS scene: asked when there is more than one, the one on air chosen first.
+    const scenes = await S.busy(button, 'Asking OBS for its scenes…',
+      () => S.api('GET', '/api/obs/scenes'), where);
+    if (!scenes) return;
+    const current = typeof scenes.current === 'string' ? scenes.current : null;
+    const names = Array.isArray(scenes.scenes) ? scenes.scenes.filter((n) => typeof n === 'string') : [];
+    const scene = names.length > 1
+      ? await S.choose(`Add “${row.dataset.name}” to which OBS scene?`, names, current, 'Add to OBS')
+      : (names[0] || current);
+    if (!scene) return;
     await S.busy(button, 'Adding to OBS…', async () => {
-      const scenes = await S.api('GET', '/api/obs/scenes');
-      const scene = scenes && typeof scenes.current === 'string' ? scenes.current : null;
-      if (!scene) throw { code: 'obs_refused', message: 'OBS has no current scene' };
       const made = await S.api('POST', '/obs/sources', { scene, overlayId: id });
       const text = made.created
         ? `Added to the OBS scene “${scene}” as “${made.name}”.`

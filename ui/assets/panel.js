@@ -182,6 +182,32 @@ window.Stagehand = (() => {
     });
   }
 
+  // One of `options` (strings), `selected` first chosen; null when cancelled.
+  function choose(label, options, selected, okLabel) {
+    const dialog = $('choose');
+    if (!dialog || typeof dialog.showModal !== 'function') return Promise.resolve(selected);
+    $('choose-label').textContent = label;
+    $('choose-ok').textContent = okLabel || 'OK';
+    const select = $('choose-select');
+    select.replaceChildren(...options.map((value) => {
+      const option = document.createElement('option');
+      option.value = value;
+      option.textContent = value;
+      option.selected = value === selected;
+      return option;
+    }));
+    const opener = document.activeElement;
+    dialog.returnValue = '';
+    dialog.showModal();
+    select.focus();
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => {
+        if (opener && opener.isConnected) opener.focus();
+        resolve(dialog.returnValue === 'ok' ? select.value : null);
+      }, { once: true });
+    });
+  }
+
   // ---- fresh parts of the page ----
 
   async function swapParts(names) {
@@ -278,5 +304,5 @@ window.Stagehand = (() => {
   }
   localTimes();
 
-  return { $, say, problem, clearProblem, api, busy, copy, confirm: confirmAction, ask, refresh, events, openExternal, localTime };
+  return { $, say, problem, clearProblem, api, busy, copy, confirm: confirmAction, ask, choose, refresh, events, openExternal, localTime };
 })();

@@ -153,6 +153,16 @@ pub(crate) fn panel_document(
                     </div>
                 </form>
             </dialog>
+            <dialog id="choose" aria-labelledby="choose-label">
+                <form method="dialog">
+                    <label id="choose-label" for="choose-select"></label>
+                    <select id="choose-select"></select>
+                    <div class="actions">
+                        <button type="submit" value="cancel" class="quiet">"Cancel"</button>
+                        <button type="submit" value="ok" id="choose-ok">"OK"</button>
+                    </div>
+                </form>
+            </dialog>
         </Page>
     };
     document(page.to_html())

@@ -105,7 +105,7 @@ pub fn overlays_page(view: &OverlaysView) -> String {
                 <button type="submit">"Create overlay"</button>
             </form>
             <p class="muted">
-                "Each overlay is a page for an OBS browser source. \"Add to OBS\" creates that source in the current OBS scene for you."
+                "Each overlay is a page for an OBS browser source. \"Add to OBS\" creates that source for you, in the OBS scene you pick."
             </p>
         </section>
         <section class="card wide" aria-labelledby="list-h" data-part="overlays">
