@@ -731,3 +731,18 @@ async fn a_moderator_saves_scenes_larger_than_the_window_through_the_relay() {
         version
     );
 }
+
+#[tokio::test]
+async fn a_relay_that_stops_tells_moderators_it_is_going_away() {
+    let mut relay = TestRelay::start().await;
+    let (app, _id, _signed) = linked_engine(relay.engine_options()).await;
+    let made = generate(&app, &["scene.edit"]).await;
+    let (cookie, _) = session_cookie(&consume(&relay, made["key"].as_str().unwrap()).await);
+    let mut socket = moderator_socket(&relay, &cookie).await;
+    next_of(&mut socket, "hello", 10).await;
+    // Not "the streamer's app went offline" (1013): the relay itself is going.
+    let closing = tokio::spawn(async move { support::closed(&mut socket).await });
+    relay.stop().await;
+    let (code, reason) = closing.await.unwrap();
+    assert_eq!((code, reason.as_str()), (1001, "the relay is restarting"));
+}

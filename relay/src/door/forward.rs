@@ -131,9 +131,10 @@ pub(super) async fn forward(
     match upgrade {
         Some(upgrade) if head.status == 101 => {
             let limits = door.clone();
+            let shutdown = relay.shutdown_signal();
             upgrade
                 .max_message_size(door.max_body_bytes)
-                .on_upgrade(move |socket| pump(socket, stream, limits))
+                .on_upgrade(move |socket| pump(socket, stream, limits, shutdown))
         }
         _ => respond(stream, head, &admitted.prefix).await,
     }

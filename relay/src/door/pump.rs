@@ -58,7 +58,21 @@ impl Pace {
 /// Writing to the moderator happens in a task of its own, which returns the engine's credit
 /// only once a message is written: a moderator who stops reading stops the engine after one
 /// window, and this loop keeps reading what they send (and the engine's credits) regardless.
-pub(super) async fn pump(socket: WebSocket, mut stream: Stream, door: crate::config::DoorLimits) {
+pub(super) async fn pump(
+    socket: WebSocket,
+    mut stream: Stream,
+    door: crate::config::DoorLimits,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    // Why the link ended, in the close the moderator's panel gets: the streamer's app went
+    // away (try again soon), or this relay is stopping (going away).
+    let link_gone = || {
+        if *shutdown.borrow() {
+            (1001, "the relay is restarting".to_owned())
+        } else {
+            (CLOSE_OFFLINE, "the streamer's app went offline".to_owned())
+        }
+    };
     let (to_moderator, mut from_moderator) = socket.split();
     let (write, writes) = mpsc::unbounded_channel();
     let mut writer = tokio::spawn(write_to_moderator(
@@ -92,7 +106,7 @@ pub(super) async fn pump(socket: WebSocket, mut stream: Stream, door: crate::con
                 Some(_) => {}
                 None => {
                     stream.done = true;
-                    break Some((CLOSE_OFFLINE, "the streamer's app went offline".to_owned()));
+                    break Some(link_gone());
                 }
             },
             incoming = from_moderator.next(), if pending.is_none() => {
@@ -133,7 +147,7 @@ pub(super) async fn pump(socket: WebSocket, mut stream: Stream, door: crate::con
                     pace.spend();
                     if !stream.link.to_engine(RelayMessage::WsMessage(message)).await {
                         stream.done = true;
-                        break Some((CLOSE_OFFLINE, "the streamer's app went offline".to_owned()));
+                        break Some(link_gone());
                     }
                 }
             }
