@@ -104,7 +104,8 @@ impl Rig {
     async fn stored_tokens(&self, provider: &str) -> Option<Secret> {
         self.app
             .engine
-            .secret_get(&format!("account-{provider}"))
+            .secrets()
+            .get(&format!("account-{provider}"))
             .await
             .unwrap()
     }
@@ -428,7 +429,7 @@ async fn a_state_that_does_not_match_is_refused_and_stores_nothing() {
     assert_eq!(rig.accounts().await["accounts"], serde_json::json!([]));
     assert!(rig.stored_tokens("youtube").await.is_none());
     assert!(rig.stored_tokens("discord").await.is_none());
-    let audit = rig.app.engine.audit_list(50, None).await.unwrap();
+    let audit = rig.app.engine.audit().list(50, None).await.unwrap();
     assert!(
         audit
             .iter()
@@ -665,7 +666,7 @@ async fn a_refused_refresh_token_needs_relogin_and_is_not_retried() {
         1,
         "a manual refresh is refused here too"
     );
-    let audit = rig.app.engine.audit_list(50, None).await.unwrap();
+    let audit = rig.app.engine.audit().list(50, None).await.unwrap();
     assert!(
         audit
             .iter()
@@ -849,7 +850,7 @@ async fn without_a_client_id_start_says_which_variable_to_set() {
         (401, "auth_required".into()),
         "starting a link is the streamer's; only the callback is open"
     );
-    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let audit = app.engine.audit().list(50, None).await.unwrap();
     assert_eq!(
         audit.iter().filter(|e| e.action == "account.start").count(),
         4,

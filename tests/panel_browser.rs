@@ -167,7 +167,7 @@ async fn browser_panel_pages_need_a_session_and_render_behind_it() {
     browser
         .cmd(json!({"cmd": "waitText", "name": "p", "selector": "#notice", "text": "OBS password saved"}))
         .await;
-    let stored = app.engine.secret_get("obs-password").await.unwrap();
+    let stored = app.engine.secrets().get("obs-password").await.unwrap();
     assert_eq!(
         stored.as_ref().map(|s| s.expose().to_owned()).as_deref(),
         Some("hunter2-obs"),

@@ -150,7 +150,8 @@ impl TestApp {
             }
         });
         let token = engine
-            .secret_get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
+            .secrets()
+            .get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
             .await?
             .expect("the engine creates a streamer token at start")
             .expose()

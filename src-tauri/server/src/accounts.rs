@@ -49,7 +49,8 @@ async fn auth_provider(state: &AppState, name: &str, action: &str) -> Result<Pro
         let name: String = name.chars().take(40).collect();
         state
             .engine
-            .audit(AuditEntry::new("anonymous", action, Outcome::Denied).target(name))
+            .audit()
+            .record(AuditEntry::new("anonymous", action, Outcome::Denied).target(name))
             .await?;
     }
     parsed

@@ -178,7 +178,8 @@ pub async fn login(
         Outcome::Denied
     };
     engine
-        .audit(
+        .audit()
+        .record(
             AuditEntry::new("streamer", "auth.login", outcome)
                 .client(client)
                 .detail(serde_json::json!({ "method": method })),
@@ -222,7 +223,8 @@ pub async fn logout(
     {
         state
             .engine
-            .audit(AuditEntry::new("streamer", "auth.logout", Outcome::Ok))
+            .audit()
+            .record(AuditEntry::new("streamer", "auth.logout", Outcome::Ok))
             .await?;
     }
     let mut response = Redirect::to("/login").into_response();

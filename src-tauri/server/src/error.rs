@@ -99,6 +99,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<stagehand_engine::store::StoreError> for ApiError {
+    fn from(e: stagehand_engine::store::StoreError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+impl From<stagehand_engine::secrets::SecretError> for ApiError {
+    fn from(e: stagehand_engine::secrets::SecretError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(err: EngineError) -> Self {
         match err {

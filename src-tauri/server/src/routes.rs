@@ -77,7 +77,8 @@ pub async fn audit(
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let entries = state
         .engine
-        .audit_list(q.limit.unwrap_or(100), q.before)
+        .audit()
+        .list(q.limit.unwrap_or(100), q.before)
         .await?;
     Ok(Json(serde_json::json!({ "entries": entries })))
 }
