@@ -5,6 +5,7 @@
 
 #![allow(missing_docs)]
 
+pub mod cli;
 pub mod fake_oauth;
 pub mod fake_obs;
 pub mod page;
