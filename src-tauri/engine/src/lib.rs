@@ -88,7 +88,7 @@ struct EngineInner {
     streamer_token: Secret,
     login_codes: LoginCodes,
     overlay_key: std::sync::RwLock<Secret>,
-    overlay_hub: overlays::hub::OverlayHub,
+    overlay_hub: Arc<overlays::hub::OverlayHub>,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
     moderator_limits: moderators::ActionLimits,
     obs: obs::ObsLink,
@@ -96,7 +96,8 @@ struct EngineInner {
     relay_door: relay_door::DoorState,
     overlay_published: std::sync::Mutex<overlays::Published>,
     overlay_latencies: std::sync::Mutex<overlays::Latencies>,
-    tts: tts::Tts,
+    media: media::Media,
+    speech: tts::Speech,
     webhook_keys: std::sync::RwLock<webhooks::Keys>,
     webhook_backlog: std::sync::Mutex<webhooks::Backlog>,
     accounts: accounts::Accounts,
@@ -165,7 +166,6 @@ impl Engine {
             &[("version", VERSION)],
             1.0,
         );
-        let tts = tts::Tts::start(&config).await?;
         let started_ms = clock.now_ms();
         let page_queue = config.limits.overlay_page_queue;
         let moderator_limits = moderators::ActionLimits::new(&config.moderators);
@@ -193,13 +193,20 @@ impl Engine {
             metrics,
             instance_id: instance_id.into(),
         };
+        let overlay_hub = Arc::new(overlays::hub::OverlayHub::new(page_queue));
+        let media = media::Media::new(&core);
+        let speech_pages = Arc::new(SpeechPagesToday {
+            store: core.store.clone(),
+            hub: Arc::clone(&overlay_hub),
+        });
+        let speech = tts::Speech::open(&core, speech_pages).await?;
         let engine = Self {
             inner: Arc::new(EngineInner {
                 core,
                 streamer_token,
                 login_codes: LoginCodes::default(),
                 overlay_key: std::sync::RwLock::new(overlay_key),
-                overlay_hub: overlays::hub::OverlayHub::new(page_queue),
+                overlay_hub,
                 moderator_revocations: moderators::revocations(),
                 moderator_limits,
                 obs: obs_link,
@@ -207,7 +214,8 @@ impl Engine {
                 relay_door: relay_door::DoorState::new()?,
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
-                tts,
+                media,
+                speech,
                 webhook_keys: std::sync::RwLock::new(webhook_keys),
                 webhook_backlog: std::sync::Mutex::default(),
                 accounts,
@@ -219,6 +227,16 @@ impl Engine {
         engine.webhooks_start().await?;
         engine.accounts_start();
         Ok(engine)
+    }
+
+    /// Media: uploads, the library, serving and deleting.
+    pub fn media(&self) -> &media::Media {
+        &self.inner.media
+    }
+
+    /// Speech: `tts.speak` to overlay pages and the rendered audio.
+    pub fn speech(&self) -> &tts::Speech {
+        &self.inner.speech
     }
 
     /// The shared parts every capability is built from.
@@ -290,7 +308,47 @@ impl Engine {
             uptime_seconds: self.inner.started.elapsed().as_secs(),
             local_url: local_url.to_owned(),
             config_warnings: self.inner.core.config.warnings.clone(),
-            tts_engine: self.tts_engine().map(str::to_owned),
+            tts_engine: self.inner.speech.renderer().map(str::to_owned),
+        }
+    }
+}
+
+/// What speech reaches of overlays, over what overlays provide today: the page hub and the
+/// overlay rows. Stands in until overlays are a service of their own that implements
+/// [`tts::SpeechPages`] itself.
+struct SpeechPagesToday {
+    store: Store,
+    hub: Arc<overlays::hub::OverlayHub>,
+}
+
+impl tts::SpeechPages for SpeechPagesToday {
+    fn overlay_exists<'a>(
+        &'a self,
+        overlay_id: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, StoreError>> {
+        let id = overlay_id.to_owned();
+        Box::pin(self.store.call(move |conn| {
+            // The rows `overlay_get` finds: an overlay with its scene.
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM overlays o JOIN scenes s ON s.overlay_id = o.id
+                 WHERE o.id = ?1)",
+                [id],
+                |r| r.get(0),
+            )?)
+        }))
+    }
+
+    fn push(&self, overlay_id: Option<&str>, message: &tts::TtsSpeak) -> usize {
+        let message: Arc<str> = match serde_json::to_string(message) {
+            Ok(text) => Arc::from(text),
+            Err(e) => {
+                tracing::error!(error = %e, "could not serialise a tts.speak message");
+                return 0;
+            }
+        };
+        match overlay_id {
+            Some(overlay) => self.hub.send(overlay, &message),
+            None => self.hub.send_all(&message),
         }
     }
 }

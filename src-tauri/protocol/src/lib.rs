@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod media;
 pub mod relay;
+pub mod tts;
 
 /// Version of the wire protocol; bumped when a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;

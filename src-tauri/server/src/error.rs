@@ -290,6 +290,15 @@ fn media_error(err: stagehand_engine::media::MediaError) -> ApiError {
         }
         MediaError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "media_not_found", message),
         MediaError::Io(ref e) => ApiError::internal("media_storage_error", e),
+        MediaError::Store(e) => EngineError::Store(e).into(),
+        MediaError::Random(e) => EngineError::Random(e).into(),
+        MediaError::Task(e) => EngineError::Task(e).into(),
+    }
+}
+
+impl From<stagehand_engine::media::MediaError> for ApiError {
+    fn from(err: stagehand_engine::media::MediaError) -> Self {
+        media_error(err)
     }
 }
 

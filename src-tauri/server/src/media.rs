@@ -95,7 +95,7 @@ async fn receive(
             ));
         }
         *name = field.file_name().map(str::to_owned);
-        let upload = upload.insert(state.engine.media_upload_begin().await?);
+        let upload = upload.insert(state.engine.media().upload_begin().await?);
         while let Some(chunk) = field.chunk().await? {
             upload.write(&chunk).await?;
         }
@@ -108,7 +108,7 @@ pub async fn list(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let media = state.engine.media_list().await?;
+    let media = state.engine.media().list().await?;
     Ok(Json(serde_json::json!({ "media": media })))
 }
 
@@ -118,7 +118,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.media_delete(&id).await?;
+    state.engine.media().delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -214,7 +214,7 @@ pub async fn serve(
         media,
         mut file,
         len,
-    } = state.engine.media_open(&id).await?;
+    } = state.engine.media().open(&id).await?;
     let etag = format!("\"{}\"", media.media_id);
     let mut response = Response::new(Body::empty());
     let out = response.headers_mut();
@@ -272,11 +272,9 @@ pub async fn serve(
         }
     };
     if start > 0 {
-        file.seek(SeekFrom::Start(start)).await.map_err(|e| {
-            ApiError::from(stagehand_engine::EngineError::Media(
-                stagehand_engine::media::MediaError::Io(e),
-            ))
-        })?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::from(stagehand_engine::media::MediaError::Io(e)))?;
     }
     response
         .headers_mut()

@@ -10,6 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use stagehand_engine::EngineError;
 use stagehand_engine::tts::{SpeakRequest, TtsError};
 
 use crate::AppState;
@@ -23,7 +24,7 @@ pub async fn speak(
     json: Result<Json<SpeakRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = json?;
-    let spoken = state.engine.tts_speak(request).await?;
+    let spoken = state.engine.speech().speak(request).await?;
     Ok((StatusCode::ACCEPTED, Json(spoken)).into_response())
 }
 
@@ -32,7 +33,7 @@ pub async fn audio(
     State(state): State<AppState>,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
-    let bytes = state.engine.tts_audio(&file).await?;
+    let bytes = state.engine.speech().audio(&file).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "audio/wav"),
@@ -84,5 +85,17 @@ pub(crate) fn error(err: TtsError) -> ApiError {
                 "Stagehand could not read or write its speech cache; details are in its log",
             )
         }
+        TtsError::OverlayNotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "overlay_not_found", message)
+        }
+        TtsError::Store(e) => EngineError::Store(e).into(),
+        TtsError::Random(e) => EngineError::Random(e).into(),
+        TtsError::Task(e) => EngineError::Task(e).into(),
+    }
+}
+
+impl From<TtsError> for ApiError {
+    fn from(err: TtsError) -> Self {
+        error(err)
     }
 }
