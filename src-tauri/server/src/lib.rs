@@ -16,7 +16,7 @@ mod overlay_socket;
 mod overlays;
 mod pages;
 mod relay;
-pub(crate) mod routes;
+pub(crate) mod probes;
 mod tts;
 mod webhooks;
 pub mod ws;
@@ -93,15 +93,15 @@ pub fn router(state: AppState) -> Router {
         .route("/panel/accounts", get(pages::accounts_page))
         .route("/panel/webhooks", get(pages::webhooks))
         .route("/panel/settings", get(pages::settings))
-        .route("/login", get(routes::login_page))
+        .route("/login", get(probes::login_page))
         .route("/session", post(auth::login))
         .route("/session/logout", post(auth::logout))
-        .route("/ui/{file}", get(routes::asset))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/api/status", get(routes::status))
-        .route("/api/audit", get(routes::audit))
+        .route("/ui/{file}", get(probes::asset))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
+        .route("/api/status", get(probes::status))
+        .route("/api/audit", get(probes::audit))
         .route("/ws/events", get(ws::events))
         .route("/overlays", get(overlays::list).post(overlays::create))
         .route(

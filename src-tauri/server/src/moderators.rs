@@ -206,7 +206,7 @@ fn refused_page(status: StatusCode, relayed: Option<&Relayed>) -> Response {
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+            (header::CONTENT_SECURITY_POLICY, crate::probes::PAGE_CSP),
         ],
         Html(stagehand_ui::moderator_link_refused_page(base(relayed))),
     )
@@ -288,7 +288,7 @@ pub async fn link_page(Path(key): Path<String>, relayed: Option<Extension<Relaye
     (
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+            (header::CONTENT_SECURITY_POLICY, crate::probes::PAGE_CSP),
         ],
         Html(stagehand_ui::moderator_link_page(
             &key,
@@ -327,7 +327,7 @@ pub async fn panel(
                 StatusCode::UNAUTHORIZED,
                 [
                     (header::CACHE_CONTROL, "no-store"),
-                    (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+                    (header::CONTENT_SECURITY_POLICY, crate::probes::PAGE_CSP),
                 ],
                 Html(stagehand_ui::moderator_access_ended_page(&prefix)),
             )
@@ -348,7 +348,7 @@ pub async fn panel(
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+            (header::CONTENT_SECURITY_POLICY, crate::probes::PAGE_CSP),
         ],
         Html(stagehand_ui::moderator_panel_page(&view)),
     )

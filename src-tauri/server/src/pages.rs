@@ -14,7 +14,7 @@ use stagehand_ui::panel::{
 use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
-use crate::routes::page;
+use crate::probes::page;
 
 /// How many deliveries the Webhooks page lists, and the home page.
 const DELIVERIES_SHOWN: u32 = 50;
