@@ -76,12 +76,12 @@ pub async fn streamer_token(dir: &Path, relay: &TestRelay) -> String {
 /// Creates a 1280×720 overlay called "Main" on the engine at `base`; returns its JSON (with
 /// `overlayId` and `signedUrl`).
 pub async fn create_overlay(http: &reqwest::Client, base: &str, token: &str) -> serde_json::Value {
-    http.post(format!("{base}/overlays"))
+    http.post(format!("{base}/api/overlays"))
         .header("x-streamer-token", token)
         .json(&serde_json::json!({ "name": "Main", "width": 1280, "height": 720 }))
         .send()
         .await
-        .expect("POST /overlays")
+        .expect("POST /api/overlays")
         .json()
         .await
         .expect("the overlay as JSON")
