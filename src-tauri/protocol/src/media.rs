@@ -58,6 +58,13 @@ pub struct MediaItem {
     pub created_at: String,
 }
 
+/// `GET /api/media`: every stored medium, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaList {
+    /// The media.
+    pub media: Vec<MediaItem>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +92,11 @@ mod tests {
                 "createdAt": "2024-01-01T00:00:00Z",
             }),
             "the panel reads these camelCase fields, and null for a missing name"
+        );
+        assert_eq!(
+            serde_json::to_value(MediaList { media: vec![] }).expect("a list always serialises"),
+            serde_json::json!({ "media": [] }),
+            "the panel reads the rows under `media`"
         );
         for kind in [MediaKind::Image, MediaKind::Video, MediaKind::Audio] {
             assert_eq!(MediaKind::parse(kind.as_str()), Some(kind));
