@@ -40,7 +40,10 @@ fn with_link(state: &AppState, overlay: &Overlay, expires: Option<u64>) -> serde
     let link = format!(
         "{}{}",
         state.local_url,
-        state.engine.overlay_link_path(&overlay.overlay_id, expires)
+        state
+            .engine
+            .overlays()
+            .link_path(&overlay.overlay_id, expires)
     );
     if let Some(map) = value.as_object_mut() {
         map.insert("signedUrl".into(), link.into());
@@ -92,7 +95,8 @@ pub async fn create(
     let exp = expiry(&state, req.expires_in)?;
     let overlay = state
         .engine
-        .overlay_create(&req.name, req.width, req.height)
+        .overlays()
+        .create(&req.name, req.width, req.height)
         .await?;
     Ok((StatusCode::CREATED, Json(with_link(&state, &overlay, exp))).into_response())
 }
@@ -102,7 +106,7 @@ pub async fn list(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let overlays = state.engine.overlay_list().await?;
+    let overlays = state.engine.overlays().list().await?;
     let list: Vec<_> = overlays
         .iter()
         .map(|o| with_link(&state, o, None))
@@ -119,7 +123,7 @@ pub async fn get_one(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let exp = expiry(&state, q.expires_in)?;
-    let overlay = state.engine.overlay_get(&id).await?;
+    let overlay = state.engine.overlays().get(&id).await?;
     Ok(Json(with_link(&state, &overlay, exp)))
 }
 
@@ -142,7 +146,8 @@ pub async fn update(
     let req = body(json)?;
     let overlay = state
         .engine
-        .overlay_update(
+        .overlays()
+        .update(
             &id,
             OverlayChanges {
                 name: req.name,
@@ -160,7 +165,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.overlay_delete(&id).await?;
+    state.engine.overlays().delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,7 +174,7 @@ pub async fn rotate_key(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.rotate_overlay_key().await?;
+    state.engine.overlays().rotate_key().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -183,7 +188,7 @@ pub async fn scene_get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let scene = state.engine.scene_get(&id).await?;
+    let scene = state.engine.overlays().scene(&id).await?;
     Ok(([(header::ETAG, etag(scene.version))], Json(scene)).into_response())
 }
 
@@ -238,7 +243,11 @@ pub async fn scene_put(
             ));
         }
     };
-    let saved = state.engine.scene_save(&id, base, req.scene).await?;
+    let saved = state
+        .engine
+        .overlays()
+        .save_scene(&id, base, req.scene)
+        .await?;
     Ok(([(header::ETAG, etag(saved.version))], Json(saved)).into_response())
 }
 
@@ -248,7 +257,7 @@ pub async fn alert(
     State(state): State<AppState>,
     json: Result<Json<AlertRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let delivery = state.engine.alert_show(body(json)?).await?;
+    let delivery = state.engine.overlays().show_alert(body(json)?).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
@@ -258,7 +267,7 @@ pub async fn chat(
     State(state): State<AppState>,
     json: Result<Json<ChatMessage>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let delivery = state.engine.chat_message(body(json)?).await?;
+    let delivery = state.engine.overlays().chat_message(body(json)?).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
@@ -268,13 +277,13 @@ pub async fn chart(
     State(state): State<AppState>,
     json: Result<Json<ChartUpdate>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let delivery = state.engine.chart_update(body(json)?).await?;
+    let delivery = state.engine.overlays().chart_update(body(json)?).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
 /// `GET /api/metrics/realtime`
 pub async fn realtime(_: Streamer, State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.engine.overlay_realtime())
+    Json(state.engine.overlays().realtime())
 }
 
 /// `GET /o/{id}?sig=...` — the page OBS loads.
@@ -285,7 +294,8 @@ pub async fn page(
 ) -> Result<Response, ApiError> {
     state
         .engine
-        .verify_overlay_link(
+        .overlays()
+        .verify_link(
             &id,
             query.get("sig").map(String::as_str),
             query.get("exp").map(String::as_str),
