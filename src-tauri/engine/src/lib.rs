@@ -87,15 +87,12 @@ struct EngineInner {
     core: Core,
     streamer_token: Secret,
     login_codes: LoginCodes,
-    overlay_key: std::sync::RwLock<Secret>,
-    overlay_hub: Arc<overlays::hub::OverlayHub>,
+    overlays: overlays::Overlays,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
     moderator_limits: moderators::ActionLimits,
     obs: obs::ObsLink,
     relay: relay_link::RelayLink,
     relay_door: relay_door::DoorState,
-    overlay_published: std::sync::Mutex<overlays::Published>,
-    overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     media: media::Media,
     speech: tts::Speech,
     webhook_keys: std::sync::RwLock<webhooks::Keys>,
@@ -167,7 +164,6 @@ impl Engine {
             1.0,
         );
         let started_ms = clock.now_ms();
-        let page_queue = config.limits.overlay_page_queue;
         let moderator_limits = moderators::ActionLimits::new(&config.moderators);
         let obs_link = obs::ObsLink::new(
             format!("{}:{}", config.obs.host, config.obs.port),
@@ -193,27 +189,20 @@ impl Engine {
             metrics,
             instance_id: instance_id.into(),
         };
-        let overlay_hub = Arc::new(overlays::hub::OverlayHub::new(page_queue));
+        let overlays = overlays::Overlays::new(&core, overlay_key);
         let media = media::Media::new(&core);
-        let speech_pages = Arc::new(SpeechPagesToday {
-            store: core.store.clone(),
-            hub: Arc::clone(&overlay_hub),
-        });
-        let speech = tts::Speech::open(&core, speech_pages).await?;
+        let speech = tts::Speech::open(&core, Arc::new(overlays.clone())).await?;
         let engine = Self {
             inner: Arc::new(EngineInner {
+                overlays,
                 core,
                 streamer_token,
                 login_codes: LoginCodes::default(),
-                overlay_key: std::sync::RwLock::new(overlay_key),
-                overlay_hub,
                 moderator_revocations: moderators::revocations(),
                 moderator_limits,
                 obs: obs_link,
                 relay: relay_link,
                 relay_door: relay_door::DoorState::new()?,
-                overlay_published: std::sync::Mutex::default(),
-                overlay_latencies: std::sync::Mutex::default(),
                 media,
                 speech,
                 webhook_keys: std::sync::RwLock::new(webhook_keys),
@@ -264,6 +253,11 @@ impl Engine {
         &self.inner.core.metrics
     }
 
+    /// Overlays, scenes, alerts and the pages showing them.
+    pub fn overlays(&self) -> &overlays::Overlays {
+        &self.inner.overlays
+    }
+
     /// The audit log.
     pub fn audit(&self) -> &Audit {
         &self.inner.core.audit
@@ -309,46 +303,6 @@ impl Engine {
             local_url: local_url.to_owned(),
             config_warnings: self.inner.core.config.warnings.clone(),
             tts_engine: self.inner.speech.renderer().map(str::to_owned),
-        }
-    }
-}
-
-/// What speech reaches of overlays, over what overlays provide today: the page hub and the
-/// overlay rows. Stands in until overlays are a service of their own that implements
-/// [`tts::SpeechPages`] itself.
-struct SpeechPagesToday {
-    store: Store,
-    hub: Arc<overlays::hub::OverlayHub>,
-}
-
-impl tts::SpeechPages for SpeechPagesToday {
-    fn overlay_exists<'a>(
-        &'a self,
-        overlay_id: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, Result<bool, StoreError>> {
-        let id = overlay_id.to_owned();
-        Box::pin(self.store.call(move |conn| {
-            // The rows `overlay_get` finds: an overlay with its scene.
-            Ok(conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM overlays o JOIN scenes s ON s.overlay_id = o.id
-                 WHERE o.id = ?1)",
-                [id],
-                |r| r.get(0),
-            )?)
-        }))
-    }
-
-    fn push(&self, overlay_id: Option<&str>, message: &tts::TtsSpeak) -> usize {
-        let message: Arc<str> = match serde_json::to_string(message) {
-            Ok(text) => Arc::from(text),
-            Err(e) => {
-                tracing::error!(error = %e, "could not serialise a tts.speak message");
-                return 0;
-            }
-        };
-        match overlay_id {
-            Some(overlay) => self.hub.send(overlay, &message),
-            None => self.hub.send_all(&message),
         }
     }
 }

@@ -87,8 +87,7 @@ pub enum TtsError {
 /// What speech needs from overlays: whether an overlay exists, and a way to its pages.
 pub trait SpeechPages: Send + Sync + 'static {
     /// Whether an overlay with id `overlay_id` exists (a malformed id does not).
-    fn overlay_exists<'a>(&'a self, overlay_id: &'a str)
-    -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn overlay_exists<'a>(&'a self, overlay_id: &'a str) -> BoxFuture<'a, Result<bool, TtsError>>;
 
     /// Queues `message` for the connected pages of `overlay_id`, or of every overlay when
     /// `None`; returns how many pages got it.
