@@ -5,6 +5,7 @@
 
 #![allow(missing_docs)]
 
+pub mod cli;
 pub mod fake_oauth;
 pub mod fake_obs;
 pub mod page;
@@ -150,7 +151,8 @@ impl TestApp {
             }
         });
         let token = engine
-            .secret_get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
+            .secrets()
+            .get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
             .await?
             .expect("the engine creates a streamer token at start")
             .expose()
@@ -228,7 +230,7 @@ impl TestApp {
     /// Creates an overlay (asserting 201) and returns it, `signedUrl` included.
     pub async fn create_overlay(&self, name: &str) -> serde_json::Value {
         let response = self
-            .post_as_streamer("/overlays")
+            .post_as_streamer("/api/overlays")
             .json(&serde_json::json!({ "name": name, "width": 1280, "height": 720 }))
             .send()
             .await
