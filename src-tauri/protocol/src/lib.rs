@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod error;
 pub mod media;
+pub mod overlay;
 pub mod relay;
 pub mod tts;
 
