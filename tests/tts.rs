@@ -18,7 +18,7 @@ const THIRTY_WORDS: &str = "Thank you so much for the raid, everyone. Welcome to
 
 fn require_espeak(app: &TestApp) {
     assert_eq!(
-        app.engine.tts_engine(),
+        app.engine.speech().renderer(),
         Some("espeak-ng"),
         "these tests need espeak-ng on PATH (scripts/setup test installs it)"
     );
@@ -303,7 +303,7 @@ async fn tts_speak_reaches_overlay_pages_with_the_audio_url() {
 #[tokio::test]
 async fn tts_without_a_renderer_leaves_speech_to_the_page() {
     let app = TestApp::start_with(Options::default().env("STAGEHAND_TTS_ENGINE", "none")).await;
-    assert_eq!(app.engine.tts_engine(), None);
+    assert_eq!(app.engine.speech().renderer(), None);
     let overlay = create_overlay(&app, "Main").await;
     let mut page = connect(&overlay).await;
     let sent = speak_ok(

@@ -93,7 +93,8 @@ struct EngineInner {
     obs: obs::ObsLink,
     relay: relay_link::RelayLink,
     relay_door: relay_door::DoorState,
-    tts: tts::Tts,
+    media: media::Media,
+    speech: tts::Speech,
     webhook_keys: std::sync::RwLock<webhooks::Keys>,
     webhook_backlog: std::sync::Mutex<webhooks::Backlog>,
     accounts: accounts::Accounts,
@@ -162,7 +163,6 @@ impl Engine {
             &[("version", VERSION)],
             1.0,
         );
-        let tts = tts::Tts::start(&config).await?;
         let started_ms = clock.now_ms();
         let moderator_limits = moderators::ActionLimits::new(&config.moderators);
         let obs_link = obs::ObsLink::new(
@@ -190,6 +190,8 @@ impl Engine {
             instance_id: instance_id.into(),
         };
         let overlays = overlays::Overlays::new(&core, overlay_key);
+        let media = media::Media::new(&core);
+        let speech = tts::Speech::open(&core, Arc::new(overlays.clone())).await?;
         let engine = Self {
             inner: Arc::new(EngineInner {
                 overlays,
@@ -201,7 +203,8 @@ impl Engine {
                 obs: obs_link,
                 relay: relay_link,
                 relay_door: relay_door::DoorState::new()?,
-                tts,
+                media,
+                speech,
                 webhook_keys: std::sync::RwLock::new(webhook_keys),
                 webhook_backlog: std::sync::Mutex::default(),
                 accounts,
@@ -213,6 +216,16 @@ impl Engine {
         engine.webhooks_start().await?;
         engine.accounts_start();
         Ok(engine)
+    }
+
+    /// Media: uploads, the library, serving and deleting.
+    pub fn media(&self) -> &media::Media {
+        &self.inner.media
+    }
+
+    /// Speech: `tts.speak` to overlay pages and the rendered audio.
+    pub fn speech(&self) -> &tts::Speech {
+        &self.inner.speech
     }
 
     /// The shared parts every capability is built from.
@@ -289,7 +302,7 @@ impl Engine {
             uptime_seconds: self.inner.started.elapsed().as_secs(),
             local_url: local_url.to_owned(),
             config_warnings: self.inner.core.config.warnings.clone(),
-            tts_engine: self.tts_engine().map(str::to_owned),
+            tts_engine: self.inner.speech.renderer().map(str::to_owned),
         }
     }
 }

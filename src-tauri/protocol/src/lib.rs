@@ -7,8 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 pub mod error;
+pub mod media;
 pub mod overlay;
 pub mod relay;
+pub mod tts;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use stagehand_engine::media::{MediaFile, MediaUpload};
 use stagehand_protocol::ErrorCode;
+use stagehand_protocol::media::MediaList;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::Streamer;
@@ -104,7 +105,7 @@ async fn receive(
             return Err(ApiError::malformed("send one file per upload"));
         }
         *name = field.file_name().map(str::to_owned);
-        let upload = upload.insert(state.engine.media_upload_begin().await?);
+        let upload = upload.insert(state.engine.media().upload_begin().await?);
         while let Some(chunk) = field.chunk().await? {
             upload.write(&chunk).await?;
         }
@@ -113,12 +114,9 @@ async fn receive(
 }
 
 /// `GET /api/media`
-pub async fn list(
-    _: Streamer,
-    State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let media = state.engine.media_list().await?;
-    Ok(Json(serde_json::json!({ "media": media })))
+pub async fn list(_: Streamer, State(state): State<AppState>) -> Result<Json<MediaList>, ApiError> {
+    let media = state.engine.media().list().await?;
+    Ok(Json(MediaList { media }))
 }
 
 /// `DELETE /api/media/{id}`
@@ -127,7 +125,7 @@ pub async fn delete_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.media_delete(&id).await?;
+    state.engine.media().delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -223,7 +221,7 @@ pub async fn serve(
         media,
         mut file,
         len,
-    } = state.engine.media_open(&id).await?;
+    } = state.engine.media().open(&id).await?;
     let etag = format!("\"{}\"", media.media_id);
     let mut response = Response::new(Body::empty());
     let out = response.headers_mut();
@@ -280,11 +278,9 @@ pub async fn serve(
         }
     };
     if start > 0 {
-        file.seek(SeekFrom::Start(start)).await.map_err(|e| {
-            ApiError::from(stagehand_engine::EngineError::Media(
-                stagehand_engine::media::MediaError::Io(e),
-            ))
-        })?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::from(stagehand_engine::media::MediaError::Io(e)))?;
     }
     response
         .headers_mut()

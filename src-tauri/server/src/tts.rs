@@ -31,7 +31,7 @@ pub async fn speak(
     json: Result<Json<SpeakRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = json?;
-    let spoken = state.engine.tts_speak(request).await?;
+    let spoken = state.engine.speech().speak(request).await?;
     Ok((StatusCode::ACCEPTED, Json(spoken)).into_response())
 }
 
@@ -40,7 +40,7 @@ pub async fn audio(
     State(state): State<AppState>,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
-    let bytes = state.engine.tts_audio(&file).await?;
+    let bytes = state.engine.speech().audio(&file).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "audio/wav"),

@@ -596,9 +596,14 @@ impl Engine {
             } => self.overlays().save_scene(&overlay_id, version, scene).await.map(
                 |saved| serde_json::json!({ "overlayId": overlay_id, "version": saved.version }),
             ),
-            ModeratorAction::TtsSpeak(req) => self.tts_speak(req).await.and_then(|spoken| {
-                serde_json::to_value(spoken).map_err(|e| EngineError::Task(e.to_string()))
-            }),
+            ModeratorAction::TtsSpeak(req) => self
+                .speech()
+                .speak(req)
+                .await
+                .map_err(EngineError::from)
+                .and_then(|spoken| {
+                    serde_json::to_value(spoken).map_err(|e| EngineError::Task(e.to_string()))
+                }),
             ModeratorAction::AlertShow(alert) => self.overlays().show_alert(alert).await.and_then(|d| {
                 serde_json::to_value(d).map_err(|e| EngineError::Task(e.to_string()))
             }),

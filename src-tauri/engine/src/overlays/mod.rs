@@ -13,6 +13,7 @@ pub mod hub;
 mod links;
 mod pages;
 mod publish;
+mod speech;
 
 use std::sync::Arc;
 

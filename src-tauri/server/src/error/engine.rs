@@ -183,6 +183,15 @@ fn media_error(err: MediaError) -> ApiError {
             .with_details(serde_json::json!({ "limit": limit })),
         MediaError::NotFound => ApiError::new(ErrorCode::MediaNotFound, message),
         MediaError::Io(ref e) => ApiError::internal(ErrorCode::MediaStorageError, e),
+        MediaError::Store(e) => EngineError::Store(e).into(),
+        MediaError::Random(e) => EngineError::Random(e).into(),
+        MediaError::Task(e) => EngineError::Task(e).into(),
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(err: MediaError) -> Self {
+        media_error(err)
     }
 }
 
@@ -211,6 +220,16 @@ fn tts_error(err: TtsError) -> ApiError {
                 "Stagehand could not read or write its speech cache; details are in its log",
             )
         }
+        TtsError::OverlayNotFound => ApiError::new(ErrorCode::OverlayNotFound, message),
+        TtsError::Store(e) => EngineError::Store(e).into(),
+        TtsError::Random(e) => EngineError::Random(e).into(),
+        TtsError::Task(e) => EngineError::Task(e).into(),
+    }
+}
+
+impl From<TtsError> for ApiError {
+    fn from(err: TtsError) -> Self {
+        tts_error(err)
     }
 }
 
