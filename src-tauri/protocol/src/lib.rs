@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod accounts;
 pub mod relay;
 
 /// Version of the wire protocol; bumped when a message changes incompatibly.

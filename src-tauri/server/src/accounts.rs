@@ -86,7 +86,8 @@ pub async fn start(
     };
     let started = state
         .engine
-        .account_start(
+        .accounts()
+        .start(
             provider,
             flow,
             &state.local_url,
@@ -161,7 +162,8 @@ pub async fn callback(
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let result = state
         .engine
-        .account_callback(provider, params, Some(peer.ip().to_string()))
+        .accounts()
+        .callback(provider, params, Some(peer.ip().to_string()))
         .await;
     match result {
         Ok(link) if html => callback_page(
@@ -189,7 +191,7 @@ pub async fn callback(
 /// `GET /api/accounts` — linked accounts (never a token), what can be linked, the Discord
 /// webhook masked.
 pub async fn list(_: Streamer, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let overview = state.engine.accounts_list().await?;
+    let overview = state.engine.accounts().list().await?;
     Ok(no_store(Json(overview).into_response()))
 }
 
@@ -200,7 +202,7 @@ pub async fn device(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let provider = parse_provider(&name)?;
-    let progress = state.engine.account_device_progress(provider)?;
+    let progress = state.engine.accounts().device_progress(provider)?;
     Ok(no_store(Json(progress).into_response()))
 }
 
@@ -214,7 +216,8 @@ pub async fn unlink(
     let provider = parse_provider(&name)?;
     let unlinked = state
         .engine
-        .account_unlink(provider, Some(peer.ip().to_string()))
+        .accounts()
+        .unlink(provider, Some(peer.ip().to_string()))
         .await?;
     Ok(Json(unlinked).into_response())
 }
@@ -227,7 +230,7 @@ pub async fn refresh(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let provider = parse_provider(&name)?;
-    let link = state.engine.account_refresh(provider).await?;
+    let link = state.engine.accounts().refresh(provider).await?;
     Ok(no_store(Json(link).into_response()))
 }
 
@@ -250,7 +253,8 @@ pub async fn client_secret_set(
     let Json(body) = json?;
     state
         .engine
-        .account_client_secret_set(provider, Some(Secret::new(body.secret)))
+        .accounts()
+        .set_client_secret(provider, Some(Secret::new(body.secret)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -264,7 +268,8 @@ pub async fn client_secret_delete(
     let provider = parse_provider(&name)?;
     state
         .engine
-        .account_client_secret_set(provider, None)
+        .accounts()
+        .set_client_secret(provider, None)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -284,7 +289,11 @@ pub async fn discord_webhook_set(
 ) -> Result<Response, ApiError> {
     let Json(body) = json?;
     let url = Secret::new(body.url);
-    let saved = state.engine.discord_webhook_set(url.expose()).await?;
+    let saved = state
+        .engine
+        .accounts()
+        .set_discord_webhook(url.expose())
+        .await?;
     Ok(Json(saved).into_response())
 }
 
@@ -293,7 +302,7 @@ pub async fn discord_webhook_delete(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<StatusCode, ApiError> {
-    if state.engine.discord_webhook_clear().await? {
+    if state.engine.accounts().clear_discord_webhook().await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -309,7 +318,7 @@ pub async fn destinations(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = state.engine.destinations_list().await?;
+    let list = state.engine.accounts().destinations().await?;
     Ok(Json(serde_json::json!({ "destinations": list })))
 }
 
@@ -331,7 +340,8 @@ pub async fn destination_add(
     let Json(body) = json?;
     let added = state
         .engine
-        .destination_add(&body.name, &body.server_url, Secret::new(body.stream_key))
+        .accounts()
+        .add_destination(&body.name, &body.server_url, Secret::new(body.stream_key))
         .await?;
     Ok((StatusCode::CREATED, Json(added)).into_response())
 }
@@ -342,7 +352,7 @@ pub async fn destination_delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.destination_delete(&id).await?;
+    state.engine.accounts().delete_destination(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

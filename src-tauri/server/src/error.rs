@@ -224,6 +224,10 @@ impl From<AccountError> for ApiError {
 
 fn account_error(err: AccountError) -> ApiError {
     let (status, details) = match &err {
+        AccountError::Store(e) => return ApiError::internal("store_error", e),
+        AccountError::Secret(_) | AccountError::Internal(_) => {
+            return ApiError::internal("internal_error", &err);
+        }
         AccountError::UnknownProvider(_)
         | AccountError::NoDeviceFlow { .. }
         | AccountError::NotLinked { .. }

@@ -29,7 +29,7 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
 }
 
 async fn accounts(engine: &Engine) -> Result<AccountsView, ApiError> {
-    let overview = engine.accounts_list().await?;
+    let overview = engine.accounts().list().await?;
     Ok(AccountsView {
         accounts: overview
             .accounts
