@@ -180,12 +180,12 @@ pub async fn create_overlay(
     token: &str,
     body: &serde_json::Value,
 ) -> serde_json::Value {
-    http.post(format!("{base}/overlays"))
+    http.post(format!("{base}/api/overlays"))
         .header("x-streamer-token", token)
         .json(body)
         .send()
         .await
-        .expect("POST /overlays")
+        .expect("POST /api/overlays")
         .json()
         .await
         .expect("the overlay as JSON")

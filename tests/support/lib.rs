@@ -230,7 +230,7 @@ impl TestApp {
     /// Creates an overlay (asserting 201) and returns it, `signedUrl` included.
     pub async fn create_overlay(&self, name: &str) -> serde_json::Value {
         let response = self
-            .post_as_streamer("/overlays")
+            .post_as_streamer("/api/overlays")
             .json(&serde_json::json!({ "name": name, "width": 1280, "height": 720 }))
             .send()
             .await
