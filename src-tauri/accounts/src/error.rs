@@ -56,7 +56,7 @@ pub enum AccountError {
     #[error("the Twitch code expired before it was entered; start linking again for a new code")]
     DeviceCodeExpired,
     /// No device flow was started (or the engine restarted since).
-    #[error("no {title} device sign-in is under way; start one with GET /auth/{name}/start")]
+    #[error("no {title} device sign-in is under way; start linking {title} again")]
     NoDeviceFlow {
         /// The provider's name.
         title: &'static str,

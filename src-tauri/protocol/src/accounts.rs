@@ -148,7 +148,7 @@ pub struct AccountLink {
     pub token_ms: i64,
 }
 
-/// What `GET /auth/{provider}/start` answers. Field names are the OAuth ones (RFC 8628 for the
+/// What `GET /api/accounts/{provider}/start` answers. Field names are the OAuth ones (RFC 8628 for the
 /// device flow), snake_case.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "flow", rename_all = "snake_case")]
@@ -211,7 +211,7 @@ pub struct ProviderInfo {
     pub provider: Provider,
     /// Whether a client id is configured.
     pub configured: bool,
-    /// The flows `GET /auth/{provider}/start?flow=` offers now.
+    /// The flows `GET /api/accounts/{provider}/start?flow=` offers now.
     pub flows: Vec<Flow>,
     /// The variable that sets the client id.
     pub client_id_var: &'static str,
@@ -357,6 +357,57 @@ pub enum AccountStatusEvent {
 pub enum UnlinkedStatus {
     /// The link is gone.
     Unlinked,
+}
+
+/// The query of `GET /api/accounts/{provider}/start`: `flow=device|code`, or the provider's
+/// default flow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// `device` or `code`.
+    pub flow: Option<String>,
+}
+
+/// What the callback answers a client that is not a browser: the account now linked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Linked {
+    /// The link.
+    pub account: AccountLink,
+}
+
+/// The body of `PUT /api/accounts/{provider}/client-secret`. No `Debug`: it holds the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSecretBody {
+    /// The provider application's client secret.
+    pub secret: String,
+}
+
+/// The body of `PUT /api/accounts/discord/webhook`. No `Debug`: the URL is a credential.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordWebhookBody {
+    /// The channel webhook URL Discord gave.
+    pub url: String,
+}
+
+/// `GET /api/destinations`: the custom RTMP destinations, keys masked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Destinations {
+    /// The destinations, in the order they were added.
+    pub destinations: Vec<Destination>,
+}
+
+/// The body of `POST /api/destinations`. No `Debug`: it holds the stream key.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewDestination {
+    /// The streamer's name for it.
+    pub name: String,
+    /// The server URL without the key (`rtmp://host/app`).
+    pub server_url: String,
+    /// The stream key.
+    pub stream_key: String,
 }
 
 #[cfg(test)]

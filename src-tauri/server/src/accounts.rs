@@ -16,11 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
 use stagehand_engine::Secret;
 use stagehand_engine::accounts::{AccountError, CallbackParams, Flow, Provider};
 use stagehand_engine::audit::{AuditEntry, Outcome};
 use stagehand_protocol::ErrorCode;
+use stagehand_protocol::accounts::{
+    ClientSecretBody, Destinations, DiscordWebhookBody, Linked, NewDestination, StartQuery,
+};
 
 use crate::auth::Streamer;
 use crate::error::ApiError;
@@ -78,13 +80,6 @@ async fn auth_provider(state: &AppState, name: &str, action: &str) -> Result<Pro
             .await?;
     }
     parsed
-}
-
-/// Query of `GET /api/accounts/{provider}/start`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartQuery {
-    flow: Option<String>,
 }
 
 /// `GET /api/accounts/{provider}/start[?flow=device|code]` — the device code to show, or the
@@ -199,7 +194,7 @@ pub async fn callback(
             ),
             None,
         ),
-        Ok(link) => no_store(Json(serde_json::json!({ "account": link })).into_response()),
+        Ok(link) => no_store(Json(Linked { account: link }).into_response()),
         Err(e) => {
             let error = ApiError::from(e);
             if html {
@@ -262,13 +257,6 @@ pub async fn refresh(
     Ok(no_store(Json(link).into_response()))
 }
 
-/// Body of `PUT /api/accounts/{provider}/client-secret`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSecretBody {
-    secret: String,
-}
-
 /// `PUT /api/accounts/{provider}/client-secret` — into the secret store (Twitch: turns on the
 /// Authorization Code flow; YouTube: sent with token requests).
 pub async fn client_secret_set(
@@ -302,18 +290,11 @@ pub async fn client_secret_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Body of `PUT /api/accounts/discord/webhook`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookBody {
-    url: String,
-}
-
 /// `PUT /api/accounts/discord/webhook` — `{url}` into the secret store; answered masked.
 pub async fn discord_webhook_set(
     _: Streamer,
     State(state): State<AppState>,
-    json: Result<Json<WebhookBody>, JsonRejection>,
+    json: Result<Json<DiscordWebhookBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = json?;
     let url = Secret::new(body.url);
@@ -344,25 +325,16 @@ pub async fn discord_webhook_delete(
 pub async fn destinations(
     _: Streamer,
     State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = state.engine.accounts().destinations().await?;
-    Ok(Json(serde_json::json!({ "destinations": list })))
-}
-
-/// Body of `POST /api/destinations`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DestinationBody {
-    name: String,
-    server_url: String,
-    stream_key: String,
+) -> Result<Json<Destinations>, ApiError> {
+    let destinations = state.engine.accounts().destinations().await?;
+    Ok(Json(Destinations { destinations }))
 }
 
 /// `POST /api/destinations` — `{name, serverUrl, streamKey}` → 201, the key masked.
 pub async fn destination_add(
     _: Streamer,
     State(state): State<AppState>,
-    json: Result<Json<DestinationBody>, JsonRejection>,
+    json: Result<Json<NewDestination>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = json?;
     let added = state
