@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The embedded defaults; also the reference list of every key.
-pub const DEFAULTS_TOML: &str = include_str!("../defaults.toml");
+pub const DEFAULTS_TOML: &str = include_str!("../../defaults.toml");
 
 /// Environment variables read by the engine that are not config keys.
 const KNOWN_EXTRA_ENV: &[&str] = &[
