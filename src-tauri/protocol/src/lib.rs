@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod accounts;
 pub mod error;
+pub mod overlay;
 pub mod relay;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
