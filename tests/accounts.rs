@@ -687,8 +687,8 @@ async fn two_refresh_triggers_at_once_make_one_refresh() {
     rig.link_twitch().await;
     let engine = rig.app.engine.clone();
     let (a, b) = tokio::join!(
-        engine.account_refresh(Provider::Twitch),
-        engine.account_refresh(Provider::Twitch)
+        engine.accounts().refresh(Provider::Twitch),
+        engine.accounts().refresh(Provider::Twitch)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
@@ -698,7 +698,7 @@ async fn two_refresh_triggers_at_once_make_one_refresh() {
     );
     assert_eq!(a.expires_at, b.expires_at, "both see the same renewal");
     // One after the other they are two refreshes (and the rotated refresh token works).
-    engine.account_refresh(Provider::Twitch).await.unwrap();
+    engine.accounts().refresh(Provider::Twitch).await.unwrap();
     assert_eq!(rig.fake.count("twitch.refresh"), 2);
     rig.assert_no_token_anywhere();
 }
@@ -891,6 +891,7 @@ async fn rtmp_destinations_keep_the_key_secret_and_show_it_masked() {
     );
     assert_eq!(
         app.engine
+            .accounts()
             .destination_stream_key(&id)
             .await
             .unwrap()
@@ -920,7 +921,11 @@ async fn rtmp_destinations_keep_the_key_secret_and_show_it_masked() {
         .unwrap();
     assert_eq!(response.status(), 204);
     assert!(
-        app.engine.destination_stream_key(&id).await.is_err(),
+        app.engine
+            .accounts()
+            .destination_stream_key(&id)
+            .await
+            .is_err(),
         "the key went with it"
     );
     assert!(!logs().contents().contains(key));
@@ -956,6 +961,7 @@ async fn a_discord_webhook_url_is_kept_secret_and_shown_masked() {
     }
     assert_eq!(
         app.engine
+            .accounts()
             .discord_webhook_url()
             .await
             .unwrap()

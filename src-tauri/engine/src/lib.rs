@@ -5,7 +5,6 @@
 //! methods on it. Each capability (overlays, moderators, OBS, accounts, webhooks) adds a module
 //! here and methods on `Engine`.
 
-pub mod accounts;
 pub mod auth;
 pub mod media;
 pub mod moderators;
@@ -21,12 +20,14 @@ pub mod webhooks;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use stagehand_accounts as accounts;
 pub use stagehand_core::{
     Core, Secret, VERSION, audit, clock, config, events, logging, metrics, random, ratelimit,
     secrets, store,
 };
 pub use stagehand_protocol as protocol;
 
+use crate::accounts::Accounts;
 use crate::audit::Audit;
 use crate::auth::{AuthError, LoginCodes, ensure_streamer_token};
 use crate::clock::{Clock, rfc3339};
@@ -97,7 +98,7 @@ struct EngineInner {
     speech: tts::Speech,
     webhook_keys: std::sync::RwLock<webhooks::Keys>,
     webhook_backlog: std::sync::Mutex<webhooks::Backlog>,
-    accounts: accounts::Accounts,
+    accounts: Accounts,
     started_ms: i64,
     started: std::time::Instant,
 }
@@ -171,7 +172,6 @@ impl Engine {
             started_ms,
         );
         let relay_link = relay_link::RelayLink::new(&config.relay, started_ms);
-        let accounts = accounts::Accounts::new()?;
         let events = EventBus::new(256, Arc::clone(&clock));
         let audit = Audit::new(
             store.clone(),
@@ -189,6 +189,7 @@ impl Engine {
             metrics,
             instance_id: instance_id.into(),
         };
+        let accounts = Accounts::new(&core)?;
         let overlays = overlays::Overlays::new(&core, overlay_key);
         let media = media::Media::new(&core);
         let speech = tts::Speech::open(&core, Arc::new(overlays.clone())).await?;
@@ -214,7 +215,7 @@ impl Engine {
         };
         engine.notices_start();
         engine.webhooks_start().await?;
-        engine.accounts_start();
+        engine.inner.accounts.spawn();
         Ok(engine)
     }
 
@@ -231,6 +232,11 @@ impl Engine {
     /// The shared parts every capability is built from.
     pub fn core(&self) -> &Core {
         &self.inner.core
+    }
+
+    /// Platform accounts: links, tokens, destinations, the Discord webhook.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
     }
 
     /// The configuration the engine runs with.

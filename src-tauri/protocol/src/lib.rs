@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod accounts;
 pub mod error;
 pub mod media;
 pub mod overlay;

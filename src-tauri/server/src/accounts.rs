@@ -16,11 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
 use stagehand_engine::Secret;
 use stagehand_engine::accounts::{AccountError, CallbackParams, Flow, Provider};
 use stagehand_engine::audit::{AuditEntry, Outcome};
 use stagehand_protocol::ErrorCode;
+use stagehand_protocol::accounts::{
+    ClientSecretBody, Destinations, DiscordWebhookBody, Linked, NewDestination, StartQuery,
+};
 
 use crate::auth::Streamer;
 use crate::error::ApiError;
@@ -80,13 +82,6 @@ async fn auth_provider(state: &AppState, name: &str, action: &str) -> Result<Pro
     parsed
 }
 
-/// Query of `GET /api/accounts/{provider}/start`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartQuery {
-    flow: Option<String>,
-}
-
 /// `GET /api/accounts/{provider}/start[?flow=device|code]` — the device code to show, or the
 /// URL to open in the system browser.
 pub async fn start(
@@ -107,7 +102,8 @@ pub async fn start(
     };
     let started = state
         .engine
-        .account_start(
+        .accounts()
+        .start(
             provider,
             flow,
             &state.local_url,
@@ -184,7 +180,8 @@ pub async fn callback(
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let result = state
         .engine
-        .account_callback(provider, params, Some(peer.ip().to_string()))
+        .accounts()
+        .callback(provider, params, Some(peer.ip().to_string()))
         .await;
     match result {
         Ok(link) if html => callback_page(
@@ -197,7 +194,7 @@ pub async fn callback(
             ),
             None,
         ),
-        Ok(link) => no_store(Json(serde_json::json!({ "account": link })).into_response()),
+        Ok(link) => no_store(Json(Linked { account: link }).into_response()),
         Err(e) => {
             let error = ApiError::from(e);
             if html {
@@ -217,7 +214,7 @@ pub async fn callback(
 /// `GET /api/accounts` — linked accounts (never a token), what can be linked, the Discord
 /// webhook masked.
 pub async fn list(_: Streamer, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let overview = state.engine.accounts_list().await?;
+    let overview = state.engine.accounts().list().await?;
     Ok(no_store(Json(overview).into_response()))
 }
 
@@ -228,7 +225,7 @@ pub async fn device(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let provider = parse_provider(&name)?;
-    let progress = state.engine.account_device_progress(provider)?;
+    let progress = state.engine.accounts().device_progress(provider)?;
     Ok(no_store(Json(progress).into_response()))
 }
 
@@ -242,7 +239,8 @@ pub async fn unlink(
     let provider = parse_provider(&name)?;
     let unlinked = state
         .engine
-        .account_unlink(provider, Some(peer.ip().to_string()))
+        .accounts()
+        .unlink(provider, Some(peer.ip().to_string()))
         .await?;
     Ok(Json(unlinked).into_response())
 }
@@ -255,15 +253,8 @@ pub async fn refresh(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let provider = parse_provider(&name)?;
-    let link = state.engine.account_refresh(provider).await?;
+    let link = state.engine.accounts().refresh(provider).await?;
     Ok(no_store(Json(link).into_response()))
-}
-
-/// Body of `PUT /api/accounts/{provider}/client-secret`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSecretBody {
-    secret: String,
 }
 
 /// `PUT /api/accounts/{provider}/client-secret` — into the secret store (Twitch: turns on the
@@ -278,7 +269,8 @@ pub async fn client_secret_set(
     let Json(body) = json?;
     state
         .engine
-        .account_client_secret_set(provider, Some(Secret::new(body.secret)))
+        .accounts()
+        .set_client_secret(provider, Some(Secret::new(body.secret)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -292,27 +284,25 @@ pub async fn client_secret_delete(
     let provider = parse_provider(&name)?;
     state
         .engine
-        .account_client_secret_set(provider, None)
+        .accounts()
+        .set_client_secret(provider, None)
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Body of `PUT /api/accounts/discord/webhook`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookBody {
-    url: String,
 }
 
 /// `PUT /api/accounts/discord/webhook` — `{url}` into the secret store; answered masked.
 pub async fn discord_webhook_set(
     _: Streamer,
     State(state): State<AppState>,
-    json: Result<Json<WebhookBody>, JsonRejection>,
+    json: Result<Json<DiscordWebhookBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = json?;
     let url = Secret::new(body.url);
-    let saved = state.engine.discord_webhook_set(url.expose()).await?;
+    let saved = state
+        .engine
+        .accounts()
+        .set_discord_webhook(url.expose())
+        .await?;
     Ok(Json(saved).into_response())
 }
 
@@ -321,7 +311,7 @@ pub async fn discord_webhook_delete(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<StatusCode, ApiError> {
-    if state.engine.discord_webhook_clear().await? {
+    if state.engine.accounts().clear_discord_webhook().await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -335,30 +325,22 @@ pub async fn discord_webhook_delete(
 pub async fn destinations(
     _: Streamer,
     State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = state.engine.destinations_list().await?;
-    Ok(Json(serde_json::json!({ "destinations": list })))
-}
-
-/// Body of `POST /api/destinations`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DestinationBody {
-    name: String,
-    server_url: String,
-    stream_key: String,
+) -> Result<Json<Destinations>, ApiError> {
+    let destinations = state.engine.accounts().destinations().await?;
+    Ok(Json(Destinations { destinations }))
 }
 
 /// `POST /api/destinations` — `{name, serverUrl, streamKey}` → 201, the key masked.
 pub async fn destination_add(
     _: Streamer,
     State(state): State<AppState>,
-    json: Result<Json<DestinationBody>, JsonRejection>,
+    json: Result<Json<NewDestination>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = json?;
     let added = state
         .engine
-        .destination_add(&body.name, &body.server_url, Secret::new(body.stream_key))
+        .accounts()
+        .add_destination(&body.name, &body.server_url, Secret::new(body.stream_key))
         .await?;
     Ok((StatusCode::CREATED, Json(added)).into_response())
 }
@@ -369,7 +351,7 @@ pub async fn destination_delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.destination_delete(&id).await?;
+    state.engine.accounts().delete_destination(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

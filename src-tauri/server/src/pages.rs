@@ -80,7 +80,7 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
 }
 
 async fn accounts(engine: &Engine) -> Result<AccountsView, ApiError> {
-    let overview = engine.accounts_list().await?;
+    let overview = engine.accounts().list().await?;
     Ok(AccountsView {
         accounts: overview
             .accounts
@@ -88,7 +88,7 @@ async fn accounts(engine: &Engine) -> Result<AccountsView, ApiError> {
             .map(|a| AccountRow {
                 provider: a.provider.as_str().to_owned(),
                 account_name: a.account_name,
-                status: wire(&a.status),
+                status: a.status.as_str().to_owned(),
                 status_reason: a.status_reason,
                 linked_at: a.linked_at,
             })

@@ -31,16 +31,7 @@ impl From<EngineError> for ApiError {
     fn from(err: EngineError) -> Self {
         match err {
             EngineError::Auth(_) => Self::invalid_credentials(),
-            EngineError::Secret(SecretError::Unavailable { .. }) => {
-                tracing::error!(error = %err, "secret store unavailable");
-                Self::new(
-                    ErrorCode::SecretsUnavailable,
-                    "the secret store cannot be reached; see `stagehand secrets doctor`",
-                )
-            }
-            EngineError::Secret(SecretError::InvalidName(_)) => {
-                Self::new(ErrorCode::InvalidSecretName, err.to_string())
-            }
+            EngineError::Secret(ref e) => secret_error(e),
             EngineError::Overlay(e) => overlay_error(e),
             EngineError::Moderator(e) => moderator_error(e),
             EngineError::Relay(e) => Self::invalid_fields(e.to_string()),
@@ -52,6 +43,21 @@ impl From<EngineError> for ApiError {
             EngineError::Store(ref e) => Self::internal(ErrorCode::StoreError, e),
             other => Self::internal(ErrorCode::InternalError, &other),
         }
+    }
+}
+
+/// A secret-store failure, wherever it was raised (the engine's own secrets or a capability's).
+fn secret_error(err: &SecretError) -> ApiError {
+    match err {
+        SecretError::Unavailable { .. } => {
+            tracing::error!(error = %err, "secret store unavailable");
+            ApiError::new(
+                ErrorCode::SecretsUnavailable,
+                "the secret store cannot be reached; see `stagehand secrets doctor`",
+            )
+        }
+        SecretError::InvalidName(_) => ApiError::new(ErrorCode::InvalidSecretName, err.to_string()),
+        other => ApiError::internal(ErrorCode::InternalError, other),
     }
 }
 
@@ -111,10 +117,12 @@ fn webhook_error(err: WebhookError) -> ApiError {
     ApiError::new(code, err.to_string())
 }
 
-/// The code of an account error: the same spelling as [`AccountError::code`], which the
-/// engine's events carry (a test keeps the two in step).
-fn account_code(err: &AccountError) -> ErrorCode {
-    match err {
+/// The code of an account error that is an answer about the account (not a failure inside
+/// Stagehand): the same spelling as [`AccountError::code`], which the engine's events carry (a
+/// test keeps the two in step). `None` for the internal failures, which
+/// `From<AccountError>` maps as the engine's own store and secret-store failures.
+fn account_code(err: &AccountError) -> Option<ErrorCode> {
+    Some(match err {
         AccountError::UnknownProvider(_) => ErrorCode::AccountProviderUnknown,
         AccountError::NotConfigured { .. } => ErrorCode::AccountProviderNotConfigured,
         AccountError::FlowUnavailable(_) => ErrorCode::AccountFlowUnavailable,
@@ -130,12 +138,22 @@ fn account_code(err: &AccountError) -> ErrorCode {
         AccountError::DestinationNotFound => ErrorCode::DestinationNotFound,
         AccountError::DestinationExists => ErrorCode::DestinationExists,
         AccountError::Interrupted => ErrorCode::AccountInterrupted,
-    }
+        AccountError::Store(_) | AccountError::Secret(_) | AccountError::Internal(_) => {
+            return None;
+        }
+    })
 }
 
 impl From<AccountError> for ApiError {
     fn from(err: AccountError) -> Self {
-        let error = ApiError::new(account_code(&err), err.to_string());
+        let Some(code) = account_code(&err) else {
+            return match &err {
+                AccountError::Store(e) => ApiError::internal(ErrorCode::StoreError, e),
+                AccountError::Secret(e) => secret_error(e),
+                _ => ApiError::internal(ErrorCode::InternalError, &err),
+            };
+        };
+        let error = ApiError::new(code, err.to_string());
         match err {
             AccountError::NotConfigured { var, .. } => {
                 error.with_details(serde_json::json!({ "envVar": var }))
@@ -287,7 +305,11 @@ mod tests {
             AccountError::DestinationExists,
             AccountError::Interrupted,
         ] {
-            assert_eq!(account_code(&err).as_str(), err.code(), "{err}");
+            assert_eq!(
+                account_code(&err).map(ErrorCode::as_str),
+                Some(err.code()),
+                "{err}"
+            );
         }
     }
 }

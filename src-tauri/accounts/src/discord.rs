@@ -11,12 +11,14 @@ use oauth2::{AuthType, AuthUrl, ClientId, TokenUrl};
 use rusqlite::params;
 use serde::Deserialize;
 
-use super::oauth::Client;
-use super::{AccountError, DiscordWebhook, Failure, Identity, http_get_json};
-use crate::audit::{AuditEntry, Outcome};
-use crate::clock::rfc3339;
-use crate::config::DiscordConfig;
-use crate::{Engine, EngineError, Secret};
+use crate::oauth::Client;
+use crate::{AccountError, DiscordWebhook, Failure, Identity, http_get_json};
+use stagehand_core::Secret;
+use stagehand_core::audit::{AuditEntry, Outcome};
+use stagehand_core::clock::rfc3339;
+use stagehand_core::config::DiscordConfig;
+
+use crate::Accounts;
 
 /// Name of the webhook URL in the secret store.
 const WEBHOOK_SECRET: &str = "discord-webhook";
@@ -122,10 +124,10 @@ fn webhook_id(url: &str) -> Result<String, AccountError> {
     }
 }
 
-impl Engine {
+impl Accounts {
     /// Saves the Discord channel webhook for go-live announcements (in the secret store);
     /// answers it masked. Audited.
-    pub async fn discord_webhook_set(&self, url: &str) -> Result<DiscordWebhook, EngineError> {
+    pub async fn set_discord_webhook(&self, url: &str) -> Result<DiscordWebhook, AccountError> {
         let id = webhook_id(url)?;
         self.secrets()
             .set(WEBHOOK_SECRET, Secret::new(url.trim()))
@@ -156,7 +158,7 @@ impl Engine {
     }
 
     /// Removes the Discord webhook; `true` when there was one. Audited.
-    pub async fn discord_webhook_clear(&self) -> Result<bool, EngineError> {
+    pub async fn clear_discord_webhook(&self) -> Result<bool, AccountError> {
         self.secrets().delete(WEBHOOK_SECRET).await?;
         let removed = self
             .store()
@@ -175,7 +177,7 @@ impl Engine {
     }
 
     /// The Discord webhook URL itself, for the go-live announcement.
-    pub async fn discord_webhook_url(&self) -> Result<Option<Secret>, EngineError> {
+    pub async fn discord_webhook_url(&self) -> Result<Option<Secret>, AccountError> {
         Ok(self.secrets().get(WEBHOOK_SECRET).await?)
     }
 }

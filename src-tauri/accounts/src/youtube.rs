@@ -9,10 +9,11 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthType, AuthUrl, ClientId, ClientSecret, TokenUrl};
 use serde::Deserialize;
 
-use super::oauth::Client;
-use super::{Failure, Identity, http_get_json};
-use crate::Secret;
-use crate::config::GoogleConfig;
+use crate::oauth::Client;
+use stagehand_core::Secret;
+use stagehand_core::config::GoogleConfig;
+
+use crate::{Failure, Identity, http_get_json};
 
 /// The oauth2 client for the configured endpoints.
 pub(crate) fn client(

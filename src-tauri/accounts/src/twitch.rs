@@ -10,13 +10,16 @@
 
 use serde::Deserialize;
 
-use super::{
+use crate::{
     AccountError, DeviceFlow, DeviceState, Failure, Flow, FlowStart, Grant, Identity, Provider,
     error_message, http_get_json, http_send,
 };
-use crate::audit::{AuditEntry, Outcome};
-use crate::config::TwitchConfig;
-use crate::{Engine, EngineError, Secret};
+use stagehand_core::Secret;
+use stagehand_core::audit::{AuditEntry, Outcome};
+use stagehand_core::config::TwitchConfig;
+
+use crate::detail::{FailedDetail, LinkedDetail};
+use crate::{Accounts, audit_detail};
 
 /// The grant type of a device-code poll (RFC 8628 §3.4).
 pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -315,18 +318,15 @@ pub(crate) async fn revoke(
     }
 }
 
-impl Engine {
+impl Accounts {
     /// Starts the device flow: asks Twitch for a code, remembers it (replacing any earlier
     /// one) and starts polling in the background.
-    pub(super) async fn twitch_device_start(
-        &self,
-        client_id: &str,
-    ) -> Result<FlowStart, EngineError> {
+    pub(super) async fn device_start(&self, client_id: &str) -> Result<FlowStart, AccountError> {
         let config = &self.config().twitch;
         let started_ms = self.now_ms();
         let scopes = config.scopes.join(" ");
         let (status, body) = http_send(
-            self.accounts()
+            self.inner
                 .http
                 .post(endpoint(config, "/oauth2/device"))
                 .form(&[("client_id", client_id), ("scopes", scopes.as_str())]),
@@ -337,8 +337,7 @@ impl Engine {
             return Err(AccountError::provider(
                 Provider::Twitch,
                 format!("HTTP {status}: {}", error_message(&body)),
-            )
-            .into());
+            ));
         }
         let device: DeviceCodeResponse = serde_json::from_slice(&body).map_err(|_| {
             AccountError::provider(
@@ -350,15 +349,11 @@ impl Engine {
         let expires_in = device.expires_in.clamp(1, 3600);
         let expires_ms = started_ms + i64::try_from(expires_in).unwrap_or(1800) * 1000;
         let generation = self
-            .accounts()
+            .inner
             .device_generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
-        *self
-            .accounts()
-            .device
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(DeviceFlow {
+        *self.inner.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(DeviceFlow {
             generation,
             state: DeviceState::Pending {
                 verification_uri: device.verification_uri.clone(),
@@ -367,8 +362,8 @@ impl Engine {
                 interval,
             },
         });
-        self.twitch_device_publish();
-        tokio::spawn(self.clone().twitch_device_poll(
+        self.device_publish();
+        tokio::spawn(self.clone().device_poll(
             generation,
             client_id.to_owned(),
             Secret::new(device.device_code),
@@ -386,8 +381,8 @@ impl Engine {
     }
 
     /// Whether device flow `generation` is still the current, pending one.
-    fn twitch_device_current(&self, generation: u64) -> bool {
-        self.accounts()
+    fn device_current(&self, generation: u64) -> bool {
+        self.inner
             .device
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -399,7 +394,7 @@ impl Engine {
 
     /// Polls the token endpoint every `interval` seconds by the engine's clock (counted from
     /// when the previous poll was sent), until a token, a refusal, or the code's expiry.
-    async fn twitch_device_poll(
+    async fn device_poll(
         self,
         generation: u64,
         client_id: String,
@@ -411,18 +406,18 @@ impl Engine {
         let mut last_sent = started_ms;
         loop {
             let due = last_sent + i64::try_from(interval).unwrap_or(60) * 1000;
-            self.inner.core.clock.sleep_until(due.min(expires_ms)).await;
-            if !self.twitch_device_current(generation) {
+            self.inner.clock.sleep_until(due.min(expires_ms)).await;
+            if !self.device_current(generation) {
                 return;
             }
             let now = self.now_ms();
             if now >= expires_ms {
-                self.twitch_device_finish(generation, Err(AccountError::DeviceCodeExpired))
+                self.device_finish(generation, Err(AccountError::DeviceCodeExpired))
                     .await;
                 return;
             }
             last_sent = now;
-            let secret = match self.account_client_secret(Provider::Twitch).await {
+            let secret = match self.client_secret(Provider::Twitch).await {
                 Ok(secret) => secret,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the Twitch client secret");
@@ -430,7 +425,7 @@ impl Engine {
                 }
             };
             let answer = poll(
-                &self.accounts().http,
+                &self.inner.http,
                 &self.config().twitch,
                 &client_id,
                 secret.as_ref(),
@@ -441,7 +436,7 @@ impl Engine {
                 Poll::Pending => continue,
                 Poll::SlowDown => {
                     interval += SLOW_DOWN_STEP;
-                    self.twitch_device_slow_down(generation, interval);
+                    self.device_slow_down(generation, interval);
                     continue;
                 }
                 Poll::Transient(detail) => {
@@ -450,15 +445,11 @@ impl Engine {
                 }
                 Poll::Granted(grant) => {
                     match self
-                        .account_link_finish(Provider::Twitch, Flow::Device, grant)
+                        .link_finish(Provider::Twitch, Flow::Device, grant)
                         .await
                     {
                         Ok(link) => Ok(link),
-                        Err(EngineError::Account(e)) => Err(e),
-                        Err(e) => {
-                            tracing::error!(error = %e, "storing a Twitch link failed");
-                            Err(AccountError::Interrupted)
-                        }
+                        Err(e) => Err(e.shared("storing a Twitch link")),
                     }
                 }
                 Poll::Expired => Err(AccountError::DeviceCodeExpired),
@@ -467,14 +458,14 @@ impl Engine {
                 }),
                 Poll::Failed(detail) => Err(AccountError::provider(Provider::Twitch, detail)),
             };
-            self.twitch_device_finish(generation, result).await;
+            self.device_finish(generation, result).await;
             return;
         }
     }
 
-    fn twitch_device_slow_down(&self, generation: u64, new_interval: u64) {
+    fn device_slow_down(&self, generation: u64, new_interval: u64) {
         if let Some(flow) = self
-            .accounts()
+            .inner
             .device
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -484,32 +475,25 @@ impl Engine {
         {
             *interval = new_interval;
         }
-        self.twitch_device_publish();
+        self.device_publish();
     }
 
     /// Publishes `account.link` with the device sign-in as it stands.
-    fn twitch_device_publish(&self) {
-        match self.account_device_progress(Provider::Twitch) {
-            Ok(progress) => self.account_link_publish(Provider::Twitch, Flow::Device, Ok(progress)),
-            Err(EngineError::Account(e)) => {
-                self.account_link_publish(Provider::Twitch, Flow::Device, Err(&e));
-            }
-            Err(_) => {}
+    fn device_publish(&self) {
+        match self.device_progress(Provider::Twitch) {
+            Ok(progress) => self.publish_link(Provider::Twitch, Flow::Device, Ok(progress)),
+            Err(e) => self.publish_link(Provider::Twitch, Flow::Device, Err(&e)),
         }
     }
 
     /// Records how a device flow ended, tells the UI and writes the audit log.
-    async fn twitch_device_finish(
+    async fn device_finish(
         &self,
         generation: u64,
-        result: Result<super::AccountLink, AccountError>,
+        result: Result<crate::AccountLink, AccountError>,
     ) {
         {
-            let mut device = self
-                .accounts()
-                .device
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut device = self.inner.device.lock().unwrap_or_else(|p| p.into_inner());
             match device.as_mut() {
                 Some(flow) if flow.generation == generation => {
                     flow.state = match &result {
@@ -521,15 +505,22 @@ impl Engine {
                 _ => {}
             }
         }
-        self.twitch_device_publish();
+        self.device_publish();
         let (outcome, detail) = match &result {
             Ok(link) => (
                 Outcome::Ok,
-                serde_json::json!({ "flow": "device", "accountId": link.account_id }),
+                audit_detail(&LinkedDetail {
+                    flow: Some(Flow::Device),
+                    account_id: &link.account_id,
+                    account_name: None,
+                }),
             ),
             Err(e) => (
                 Outcome::Failed,
-                serde_json::json!({ "flow": "device", "error": e.to_string() }),
+                audit_detail(&FailedDetail {
+                    flow: Some(Flow::Device),
+                    error: e.to_string(),
+                }),
             ),
         };
         if let Err(e) = self

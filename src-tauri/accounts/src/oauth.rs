@@ -15,8 +15,9 @@ use oauth2::{
     StandardErrorResponse, TokenResponse,
 };
 
-use super::{Failure, Grant, Tokens};
-use crate::Secret;
+use stagehand_core::Secret;
+
+use crate::{Failure, Grant, Tokens};
 
 /// A client with its authorization and token endpoints set.
 pub(crate) type Client =
@@ -106,21 +107,21 @@ pub(crate) async fn revoke(
     if let Some(secret) = client_secret {
         form.push(("client_secret", secret.expose()));
     }
-    let (status, body) = super::http_send(http.post(url).form(&form)).await?;
+    let (status, body) = crate::http_send(http.post(url).form(&form)).await?;
     match status {
         200..=299 => Ok(()),
-        400 if super::error_message(&body) == "invalid_token"
+        400 if crate::error_message(&body) == "invalid_token"
             || body_error(&body).as_deref() == Some("invalid_token") =>
         {
             Ok(())
         }
         429 | 500..=599 => Err(Failure::Transient(format!(
             "HTTP {status}: {}",
-            super::error_message(&body)
+            crate::error_message(&body)
         ))),
         _ => Err(Failure::Rejected(format!(
             "HTTP {status}: {}",
-            super::error_message(&body)
+            crate::error_message(&body)
         ))),
     }
 }
@@ -149,7 +150,7 @@ fn grant(response: &oauth2::basic::BasicTokenResponse) -> Grant {
 
 fn transport(e: HttpClientError<reqwest::Error>) -> String {
     match e {
-        HttpClientError::Reqwest(inner) => super::describe(&inner.without_url()),
+        HttpClientError::Reqwest(inner) => crate::describe(&inner.without_url()),
         other => other.to_string(),
     }
 }

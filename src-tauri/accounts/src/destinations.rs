@@ -4,32 +4,17 @@
 //! `rtmp://host/app/****`.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 
-use super::AccountError;
-use crate::audit::{AuditEntry, Outcome};
-use crate::clock::rfc3339;
-use crate::random::token;
-use crate::{Engine, EngineError, Secret};
+use stagehand_core::Secret;
+use stagehand_core::audit::{AuditEntry, Outcome};
+use stagehand_core::clock::rfc3339;
+use stagehand_core::random::token;
+
+use crate::detail::DestinationDetail;
+use crate::{AccountError, Accounts, Destination, audit_detail};
 
 /// Most destinations a streamer can keep.
 const MAX_DESTINATIONS: i64 = 50;
-
-/// A destination as listed: the key masked.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Destination {
-    /// `dst_…`.
-    pub id: String,
-    /// The streamer's name for it.
-    pub name: String,
-    /// The server URL without the key (`rtmp://host/app`).
-    pub server_url: String,
-    /// The full URL with the key masked: `rtmp://host/app/****`.
-    pub masked_url: String,
-    /// When it was added (RFC 3339).
-    pub created_at: String,
-}
 
 fn row_to_destination(r: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> {
     let server_url: String = r.get(2)?;
@@ -80,17 +65,17 @@ fn server_url(url: &str) -> Result<String, AccountError> {
     Ok(trimmed.to_owned())
 }
 
-impl Engine {
+impl Accounts {
     /// Adds a destination: the key into the secret store, the rest into SQLite. Audited.
-    pub async fn destination_add(
+    pub async fn add_destination(
         &self,
         name: &str,
         url: &str,
         stream_key: Secret,
-    ) -> Result<Destination, EngineError> {
+    ) -> Result<Destination, AccountError> {
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 64 {
-            return Err(AccountError::Invalid("name must be 1-64 characters".into()).into());
+            return Err(AccountError::Invalid("name must be 1-64 characters".into()));
         }
         let server_url = server_url(url)?;
         let key = stream_key.expose().trim();
@@ -100,8 +85,7 @@ impl Engine {
         {
             return Err(AccountError::Invalid(
                 "streamKey must be 1-512 characters without spaces".into(),
-            )
-            .into());
+            ));
         }
         let id = format!("dst_{}", token(9)?);
         let (n, u) = (name.clone(), server_url.clone());
@@ -119,13 +103,12 @@ impl Engine {
             })
             .await?;
         if taken.1 {
-            return Err(AccountError::DestinationExists.into());
+            return Err(AccountError::DestinationExists);
         }
         if taken.0 >= MAX_DESTINATIONS {
             return Err(AccountError::Invalid(format!(
                 "you already have {MAX_DESTINATIONS} destinations; delete one first"
-            ))
-            .into());
+            )));
         }
         // The key first: a row without its key would list a destination that cannot stream.
         self.secrets()
@@ -146,13 +129,16 @@ impl Engine {
         if !inserted {
             // Another request took the name in between.
             self.secrets().delete(&key_secret(&id)).await?;
-            return Err(AccountError::DestinationExists.into());
+            return Err(AccountError::DestinationExists);
         }
         self.audit()
             .record(
                 AuditEntry::new("streamer", "destination.add", Outcome::Ok)
                     .target(id.clone())
-                    .detail(serde_json::json!({ "name": name, "serverUrl": server_url })),
+                    .detail(audit_detail(&DestinationDetail {
+                        name: &name,
+                        server_url: &server_url,
+                    })),
             )
             .await?;
         Ok(Destination {
@@ -165,7 +151,7 @@ impl Engine {
     }
 
     /// Every destination, keys masked.
-    pub async fn destinations_list(&self) -> Result<Vec<Destination>, EngineError> {
+    pub async fn destinations(&self) -> Result<Vec<Destination>, AccountError> {
         Ok(self
             .store()
             .call(|conn| {
@@ -180,7 +166,7 @@ impl Engine {
     }
 
     /// Deletes a destination and its key. Audited.
-    pub async fn destination_delete(&self, id: &str) -> Result<(), EngineError> {
+    pub async fn delete_destination(&self, id: &str) -> Result<(), AccountError> {
         let row_id = id.to_owned();
         let found = self
             .store()
@@ -210,14 +196,14 @@ impl Engine {
     }
 
     /// A destination's stream key, for handing to OBS when streaming there.
-    pub async fn destination_stream_key(&self, id: &str) -> Result<Secret, EngineError> {
+    pub async fn destination_stream_key(&self, id: &str) -> Result<Secret, AccountError> {
         if !id.starts_with("dst_") || id.len() > 40 {
-            return Err(AccountError::DestinationNotFound.into());
+            return Err(AccountError::DestinationNotFound);
         }
         self.secrets()
             .get(&key_secret(id))
             .await?
-            .ok_or_else(|| AccountError::DestinationNotFound.into())
+            .ok_or_else(|| AccountError::DestinationNotFound)
     }
 }
 

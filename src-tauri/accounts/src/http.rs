@@ -3,7 +3,7 @@
 //! 429 and 5xx) and "the provider said no" ([`Failure::Rejected`]). Messages never hold a
 //! request's URL or a token.
 
-use super::{Failure, clip};
+use crate::{Failure, clip};
 
 /// Largest provider answer read (token and identity answers are a few hundred bytes).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;

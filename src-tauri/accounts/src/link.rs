@@ -5,39 +5,47 @@ use std::sync::atomic::Ordering;
 
 use rusqlite::params;
 
-use super::{
+use crate::{
     AccountError, AccountLink, CODE_FLOW_TTL_MS, CallbackParams, Failure, Flow, FlowStart, Grant,
-    Identity, LINK_COLUMNS, LinkProgress, MAX_PENDING_CODE_FLOWS, PendingCode, Provider, Tokens,
-    Unlinked, clip, discord, expiry, oauth, row_to_link, twitch, youtube,
+    LINK_COLUMNS, LinkProgress, MAX_PENDING_CODE_FLOWS, PendingCode, Provider, Tokens, Unlinked,
+    clip, discord, expiry, oauth, row_to_link, secret_name, twitch, youtube,
 };
-use crate::audit::{AuditEntry, Outcome};
-use crate::random::{hash_token, token};
-use crate::{Engine, EngineError, Secret};
+use stagehand_core::Secret;
+use stagehand_core::audit::{AuditEntry, Outcome};
+use stagehand_core::random::{hash_token, token};
 
-impl Engine {
+use crate::detail::{FailedDetail, LinkedDetail, StartedDetail, UnlinkedDetail};
+use crate::{AccountStatusEvent, Accounts, UnlinkedStatus, audit_detail};
+
+impl Accounts {
     /// Starts linking `provider`: the device flow's code to show, or the URL to open in the
     /// system browser. `flow` picks one where a provider offers two (Twitch: `device`, the
     /// default, or `code` with a client secret). `local_url` is this server's
     /// `http://127.0.0.1:{port}`, the base of the callback. Audited.
-    pub async fn account_start(
+    pub async fn start(
         &self,
         provider: Provider,
         flow: Option<Flow>,
         local_url: &str,
         client: Option<String>,
-    ) -> Result<FlowStart, EngineError> {
-        let result = self.account_start_inner(provider, flow, local_url).await;
+    ) -> Result<FlowStart, AccountError> {
+        let result = self.start_inner(provider, flow, local_url).await;
         let (outcome, detail) = match &result {
             Ok(started) => (
                 Outcome::Ok,
-                serde_json::json!({ "flow": match started {
-                    FlowStart::Device { .. } => "device",
-                    FlowStart::Code { .. } => "code",
-                }}),
+                audit_detail(&StartedDetail {
+                    flow: match started {
+                        FlowStart::Device { .. } => Flow::Device,
+                        FlowStart::Code { .. } => Flow::Code,
+                    },
+                }),
             ),
             Err(e) => (
                 Outcome::Failed,
-                serde_json::json!({ "error": e.to_string() }),
+                audit_detail(&FailedDetail {
+                    flow: None,
+                    error: e.to_string(),
+                }),
             ),
         };
         self.audit()
@@ -51,14 +59,14 @@ impl Engine {
         result
     }
 
-    pub(super) async fn account_start_inner(
+    pub(super) async fn start_inner(
         &self,
         provider: Provider,
         flow: Option<Flow>,
         local_url: &str,
-    ) -> Result<FlowStart, EngineError> {
-        let client_id = self.account_client_id(provider)?;
-        let offered = self.account_flows(provider).await?;
+    ) -> Result<FlowStart, AccountError> {
+        let client_id = self.client_id(provider)?;
+        let offered = self.flows(provider).await?;
         let default = offered.first().copied().unwrap_or(Flow::Code);
         let flow = flow.unwrap_or(default);
         if !offered.contains(&flow) {
@@ -75,24 +83,21 @@ impl Engine {
                     default.as_str()
                 ),
             };
-            return Err(AccountError::FlowUnavailable(why).into());
+            return Err(AccountError::FlowUnavailable(why));
         }
         match flow {
-            Flow::Device => self.twitch_device_start(&client_id).await,
-            Flow::Code => {
-                self.account_code_start(provider, &client_id, local_url)
-                    .await
-            }
+            Flow::Device => self.device_start(&client_id).await,
+            Flow::Code => self.code_start(provider, &client_id, local_url).await,
         }
     }
 
     /// Builds the authorization URL of a code flow and remembers its state and verifier.
-    pub(super) async fn account_code_start(
+    pub(super) async fn code_start(
         &self,
         provider: Provider,
         client_id: &str,
         local_url: &str,
-    ) -> Result<FlowStart, EngineError> {
+    ) -> Result<FlowStart, AccountError> {
         let state = Secret::new(token(32)?);
         let base = match provider {
             // Twitch accepts plain-HTTP redirects only to `localhost`.
@@ -107,7 +112,7 @@ impl Engine {
                 None,
             ),
             Provider::YouTube => {
-                let secret = self.account_client_secret(provider).await?;
+                let secret = self.client_secret(provider).await?;
                 let client = youtube::client(&self.config().google, client_id, secret.as_ref())
                     .map_err(|e| AccountError::provider(provider, e))?;
                 let (url, verifier) = oauth::authorize_url(
@@ -138,11 +143,7 @@ impl Engine {
         };
         let now = self.now_ms();
         {
-            let mut pending = self
-                .accounts()
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.retain(|_, p| p.expires_ms > now);
             if pending.len() >= MAX_PENDING_CODE_FLOWS {
                 // The oldest sign-in is the one least likely to come back.
@@ -175,15 +176,15 @@ impl Engine {
     /// verifier), names the account and stores the link. Reached by the system browser, so
     /// the `state` is its only credential. Audited whatever happens; nothing is stored unless
     /// everything worked.
-    pub async fn account_callback(
+    pub async fn callback(
         &self,
         provider: Provider,
         params: CallbackParams,
         client: Option<String>,
-    ) -> Result<AccountLink, EngineError> {
-        let result = self.account_callback_inner(provider, params).await;
+    ) -> Result<AccountLink, AccountError> {
+        let result = self.callback_inner(provider, params).await;
         match &result {
-            Ok(link) => self.account_link_publish(
+            Ok(link) => self.publish_link(
                 provider,
                 Flow::Code,
                 Ok(LinkProgress::Linked {
@@ -191,27 +192,34 @@ impl Engine {
                 }),
             ),
             // Anyone can send a forged state; only sign-ins Stagehand started are announced.
-            Err(EngineError::Account(AccountError::StateInvalid)) => {}
-            Err(EngineError::Account(e)) => self.account_link_publish(provider, Flow::Code, Err(e)),
-            Err(_) => {
-                self.account_link_publish(provider, Flow::Code, Err(&AccountError::Interrupted))
-            }
+            Err(AccountError::StateInvalid) => {}
+            Err(e) => self.publish_link(provider, Flow::Code, Err(&e.shared("a sign-in"))),
         }
         let (actor, outcome, detail) = match &result {
             Ok(link) => (
                 "streamer",
                 Outcome::Ok,
-                serde_json::json!({ "accountId": link.account_id, "accountName": link.account_name }),
+                audit_detail(&LinkedDetail {
+                    flow: None,
+                    account_id: &link.account_id,
+                    account_name: Some(&link.account_name),
+                }),
             ),
-            Err(EngineError::Account(AccountError::StateInvalid)) => (
+            Err(AccountError::StateInvalid) => (
                 "anonymous",
                 Outcome::Denied,
-                serde_json::json!({ "error": "state_invalid" }),
+                audit_detail(&FailedDetail {
+                    flow: None,
+                    error: "state_invalid".to_owned(),
+                }),
             ),
             Err(e) => (
                 "streamer",
                 Outcome::Failed,
-                serde_json::json!({ "error": e.to_string() }),
+                audit_detail(&FailedDetail {
+                    flow: None,
+                    error: e.to_string(),
+                }),
             ),
         };
         self.audit()
@@ -225,47 +233,44 @@ impl Engine {
         result
     }
 
-    pub(super) async fn account_callback_inner(
+    pub(super) async fn callback_inner(
         &self,
         provider: Provider,
         params: CallbackParams,
-    ) -> Result<AccountLink, EngineError> {
+    ) -> Result<AccountLink, AccountError> {
         let now = self.now_ms();
         // Removed whatever follows: a state is good for one callback, right or wrong.
         let pending = params.state.as_deref().and_then(|state| {
-            self.accounts()
+            self.inner
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&hash_token(state))
         });
         let Some(pending) = pending.filter(|p| p.provider == provider && p.expires_ms > now) else {
-            return Err(AccountError::StateInvalid.into());
+            return Err(AccountError::StateInvalid);
         };
         if let Some(error) = params.error {
             tracing::info!(provider = provider.as_str(), error = %clip(&error), "sign-in declined or failed at the provider");
             return Err(AccountError::AccessDenied {
                 title: provider.title(),
-            }
-            .into());
+            });
         }
         let Some(code) = params.code.filter(|c| !c.is_empty() && c.len() <= 2048) else {
             return Err(AccountError::CodeRejected {
                 title: provider.title(),
-            }
-            .into());
+            });
         };
         let code = Secret::new(code);
-        let client_id = self.account_client_id(provider)?;
-        let secret = self.account_client_secret(provider).await?;
-        let http = &self.accounts().http;
+        let client_id = self.client_id(provider)?;
+        let secret = self.client_secret(provider).await?;
+        let http = &self.inner.http;
         let grant = match provider {
             Provider::Twitch => {
                 let Some(secret) = secret else {
                     return Err(AccountError::FlowUnavailable(
                         "the Twitch client secret was removed during sign-in".into(),
-                    )
-                    .into());
+                    ));
                 };
                 twitch::exchange_code(
                     http,
@@ -311,18 +316,18 @@ impl Engine {
             }
             Failure::Transient(detail) => AccountError::provider(provider, detail),
         })?;
-        self.account_link_finish(provider, Flow::Code, grant).await
+        self.link_finish(provider, Flow::Code, grant).await
     }
 
     /// Names the account behind fresh tokens and stores the link (tokens first, then the row),
     /// replacing any previous link of that provider.
-    pub(super) async fn account_link_finish(
+    pub(super) async fn link_finish(
         &self,
         provider: Provider,
         flow: Flow,
         grant: Grant,
-    ) -> Result<AccountLink, EngineError> {
-        let identity = match self.account_identity(provider, &grant.access).await {
+    ) -> Result<AccountLink, AccountError> {
+        let identity = match self.identity(provider, &grant.access).await {
             Ok(identity) => identity,
             Err(failure) => {
                 // The tokens are of no use without knowing whose they are; do not leave them
@@ -331,8 +336,8 @@ impl Engine {
                     access: grant.access,
                     refresh: grant.refresh,
                 };
-                let _ = self.account_revoke_at_provider(provider, &tokens).await;
-                return Err(AccountError::provider(provider, failure.detail()).into());
+                let _ = self.revoke_at_provider(provider, &tokens).await;
+                return Err(AccountError::provider(provider, failure.detail()));
             }
         };
         let scopes = grant.scopes.clone().unwrap_or_else(|| match provider {
@@ -340,7 +345,7 @@ impl Engine {
             Provider::YouTube => self.config().google.scopes.clone(),
             Provider::Discord => self.config().discord.scopes.clone(),
         });
-        let state = self.accounts().link(provider);
+        let state = self.link(provider);
         let _guard = state.refresh.lock().await;
         let now = self.now_ms();
         let tokens = Tokens {
@@ -348,7 +353,7 @@ impl Engine {
             refresh: grant.refresh,
         };
         self.secrets()
-            .set(&provider.secret_name(), tokens.seal()?)
+            .set(&secret_name(provider), tokens.seal()?)
             .await?;
         let expires_ms = expiry(now, grant.expires_in);
         let (id, name, scope_text) = (identity.id, identity.name, scopes.join(" "));
@@ -386,86 +391,25 @@ impl Engine {
         state.validated_ms.store(now, Ordering::SeqCst);
         state.touch();
         tracing::info!(provider = provider.as_str(), account = %link.account_name, "linked an account");
-        self.account_publish(&link, None);
+        self.publish_status(&link, None);
         Ok(link)
-    }
-
-    /// Who owns an access token.
-    pub(super) async fn account_identity(
-        &self,
-        provider: Provider,
-        access: &Secret,
-    ) -> Result<Identity, Failure> {
-        let http = &self.accounts().http;
-        match provider {
-            Provider::Twitch => {
-                let client_id = self
-                    .account_client_id(provider)
-                    .map_err(|e| Failure::Rejected(e.to_string()))?;
-                twitch::identity(http, &self.config().twitch, &client_id, access).await
-            }
-            Provider::YouTube => youtube::identity(http, &self.config().google, access).await,
-            Provider::Discord => discord::identity(http, &self.config().discord, access).await,
-        }
-    }
-
-    /// Revokes tokens at the provider (the refresh token where the provider revokes the
-    /// grant with it, Twitch's access token otherwise).
-    pub(super) async fn account_revoke_at_provider(
-        &self,
-        provider: Provider,
-        tokens: &Tokens,
-    ) -> Result<(), Failure> {
-        let http = &self.accounts().http;
-        let client_id = self
-            .account_client_id(provider)
-            .map_err(|e| Failure::Rejected(e.to_string()))?;
-        match provider {
-            Provider::Twitch => {
-                twitch::revoke(http, &self.config().twitch, &client_id, &tokens.access).await
-            }
-            Provider::YouTube => {
-                let secret = self
-                    .account_client_secret(provider)
-                    .await
-                    .map_err(|e| Failure::Transient(e.to_string()))?;
-                oauth::revoke(
-                    http,
-                    self.config().google.revoke_url.trim(),
-                    &client_id,
-                    secret.as_ref(),
-                    tokens,
-                )
-                .await
-            }
-            Provider::Discord => {
-                oauth::revoke(
-                    http,
-                    &discord::revoke_url(&self.config().discord),
-                    &client_id,
-                    None,
-                    tokens,
-                )
-                .await
-            }
-        }
     }
 
     /// Unlinks: revokes the tokens at the provider, then deletes them and the link. A provider
     /// that cannot be reached does not keep the link; the answer says so. Audited.
-    pub async fn account_unlink(
+    pub async fn unlink(
         &self,
         provider: Provider,
         client: Option<String>,
-    ) -> Result<Unlinked, EngineError> {
-        let state = self.accounts().link(provider);
+    ) -> Result<Unlinked, AccountError> {
+        let state = self.link(provider);
         let _guard = state.refresh.lock().await;
         let link = self
-            .account_get(provider)
+            .get(provider)
             .await?
             .ok_or(AccountError::not_linked(provider))?;
-        let (revoked, revoke_error) = match self.account_tokens(provider).await? {
-            Some(tokens) => match self.account_revoke_at_provider(provider, &tokens).await {
+        let (revoked, revoke_error) = match self.tokens(provider).await? {
+            Some(tokens) => match self.revoke_at_provider(provider, &tokens).await {
                 Ok(()) => (true, None),
                 Err(failure) => {
                     tracing::warn!(provider = provider.as_str(), detail = %clip(failure.detail()), "could not revoke tokens while unlinking");
@@ -474,7 +418,7 @@ impl Engine {
             },
             None => (false, Some("no tokens were stored".to_owned())),
         };
-        self.secrets().delete(&provider.secret_name()).await?;
+        self.secrets().delete(&secret_name(provider)).await?;
         self.store()
             .call(move |conn| {
                 conn.execute(
@@ -488,16 +432,20 @@ impl Engine {
         state.touch();
         self.events().publish(
             "account.status",
-            serde_json::json!({ "provider": provider, "status": "unlinked" }),
+            serde_json::to_value(AccountStatusEvent::Unlinked {
+                provider,
+                status: UnlinkedStatus::Unlinked,
+            })
+            .unwrap_or_default(),
         );
         self.audit()
             .record(
                 AuditEntry::new("streamer", "account.unlink", Outcome::Ok)
                     .target(provider.as_str())
                     .client(client)
-                    .detail(serde_json::json!({
-                        "accountId": link.account_id,
-                        "revoked": revoked,
+                    .detail(audit_detail(&UnlinkedDetail {
+                        account_id: &link.account_id,
+                        revoked,
                     })),
             )
             .await?;

@@ -3,7 +3,7 @@
 //!
 //! One watcher task per provider sleeps (by the engine's clock) until the link's next renewal
 //! or validation is due, or until the link changes. Every renewal, the watcher's or a manual
-//! one, goes through [`Engine::account_refresh`]: it holds the link's lock for the whole
+//! one, goes through [`Accounts::refresh`]: it holds the link's lock for the whole
 //! refresh, and a caller that had to wait for the lock while another refresh ran gets that
 //! refresh's outcome instead of sending a second one. A refresh the provider refuses
 //! (`invalid_grant`, Twitch's "Invalid refresh token") marks the link `needs_relogin`, tells
@@ -16,12 +16,14 @@ use std::sync::{Arc, Weak};
 
 use rusqlite::params;
 
-use super::{
+use crate::{
     AccountError, AccountLink, Failure, LINK_COLUMNS, LinkState, LinkStatus, Provider, Tokens,
-    clip, discord, expiry, oauth, row_to_link, twitch, youtube,
+    clip, discord, expiry, oauth, refresh_due_ms, row_to_link, secret_name, twitch, youtube,
 };
-use crate::audit::{AuditEntry, Outcome};
-use crate::{Engine, EngineError, EngineInner};
+use stagehand_core::audit::{AuditEntry, Outcome};
+
+use crate::detail::ReloginDetail;
+use crate::{Accounts, Inner, audit_detail};
 
 /// Twitch asks apps to validate tokens hourly (and at start).
 const VALIDATE_EVERY_MS: i64 = 3_600_000;
@@ -34,9 +36,10 @@ enum Validity {
     Invalid,
 }
 
-impl Engine {
-    /// Starts one watcher per provider (once, at engine start).
-    pub(crate) fn accounts_start(&self) {
+impl Accounts {
+    /// Starts the refresher: one watcher per provider (once, at engine start). The watchers
+    /// end when the last handle to this service is dropped.
+    pub fn spawn(&self) {
         for provider in Provider::ALL {
             tokio::spawn(account_watch(Arc::downgrade(&self.inner), provider));
         }
@@ -45,61 +48,56 @@ impl Engine {
     /// Renews a link's tokens now. One refresh per link at a time: a call that arrives while
     /// another is under way waits for it and answers its outcome. A link that needs the
     /// streamer to sign in again is not sent to the provider.
-    pub async fn account_refresh(&self, provider: Provider) -> Result<AccountLink, EngineError> {
-        let state = self.accounts().link(provider);
+    pub async fn refresh(&self, provider: Provider) -> Result<AccountLink, AccountError> {
+        let state = self.link(provider);
         let seen = state.attempts.load(Ordering::SeqCst);
         let mut last = state.refresh.lock().await;
         if state.attempts.load(Ordering::SeqCst) != seen {
             // Another refresh (or a relink) finished while this call waited: it is this
             // call's refresh too.
             return match last.clone() {
-                Some(Err(e)) => Err(e.into()),
+                Some(Err(e)) => Err(e),
                 Some(Ok(())) | None => Ok(self
-                    .account_get(provider)
+                    .get(provider)
                     .await?
                     .ok_or(AccountError::not_linked(provider))?),
             };
         }
-        let result = self.account_refresh_locked(provider).await;
+        let result = self.refresh_locked(provider).await;
         *last = Some(match &result {
             Ok(_) => Ok(()),
-            Err(EngineError::Account(e)) => Err(e.clone()),
-            Err(e) => {
-                tracing::error!(provider = provider.as_str(), error = %e, "a token refresh failed inside Stagehand");
-                Err(AccountError::Interrupted)
-            }
+            Err(e) => Err(e.shared("a token refresh")),
         });
         state.attempts.fetch_add(1, Ordering::SeqCst);
         result
     }
 
-    async fn account_refresh_locked(&self, provider: Provider) -> Result<AccountLink, EngineError> {
+    async fn refresh_locked(&self, provider: Provider) -> Result<AccountLink, AccountError> {
         let link = self
-            .account_get(provider)
+            .get(provider)
             .await?
             .ok_or(AccountError::not_linked(provider))?;
         if link.status == LinkStatus::NeedsRelogin {
             return Err(AccountError::NeedsRelogin {
                 title: provider.title(),
                 reason: link.status_reason.unwrap_or_default(),
-            }
-            .into());
+            });
         }
-        let Some(tokens) = self.account_tokens(provider).await? else {
+        let Some(tokens) = self.tokens(provider).await? else {
             return self
-                .account_relogin(provider, "its tokens are missing from the secret store")
+                .relogin(provider, "its tokens are missing from the secret store")
                 .await;
         };
         let Some(refresh_token) = tokens.refresh.as_ref() else {
             return self
-                .account_relogin(provider, "the provider gave no refresh token")
+                .relogin(provider, "the provider gave no refresh token")
                 .await;
         };
-        self.account_set_status(provider, LinkStatus::Refreshing, None)
+        self.set_status(provider, LinkStatus::Refreshing, None)
             .await?;
-        let http = &self.accounts().http;
-        let client_id = self.account_client_id(provider)?;
-        let secret = self.account_client_secret(provider).await?;
+        let http = &self.inner.http;
+        let client_id = self.client_id(provider)?;
+        let secret = self.client_secret(provider).await?;
         // The new token's lifetime counts from when it was asked for.
         let sent = self.now_ms();
         let answer = match provider {
@@ -134,7 +132,7 @@ impl Engine {
                     refresh: grant.refresh.or(tokens.refresh),
                 };
                 self.secrets()
-                    .set(&provider.secret_name(), fresh.seal()?)
+                    .set(&secret_name(provider), fresh.seal()?)
                     .await?;
                 let expires_ms = expiry(now, grant.expires_in);
                 let scopes = grant.scopes.map(|s| s.join(" "));
@@ -157,17 +155,16 @@ impl Engine {
                         )?)
                     })
                     .await?;
-                self.accounts()
-                    .link(provider)
+                self.link(provider)
                     .validated_ms
                     .store(now, Ordering::SeqCst);
                 tracing::info!(provider = provider.as_str(), "renewed an access token");
-                self.account_publish(&link, None);
+                self.publish_status(&link, None);
                 Ok(link)
             }
             Err(Failure::Rejected(detail)) => {
                 tracing::warn!(provider = provider.as_str(), detail = %clip(&detail), "the provider refused the refresh token");
-                self.account_relogin(
+                self.relogin(
                     provider,
                     &format!(
                         "{} refused the refresh token ({})",
@@ -179,7 +176,7 @@ impl Engine {
             }
             Err(Failure::Transient(detail)) => {
                 tracing::warn!(provider = provider.as_str(), detail = %clip(&detail), "could not renew a token; will retry");
-                self.account_set_status(
+                self.set_status(
                     provider,
                     LinkStatus::Refreshing,
                     Some(format!(
@@ -188,84 +185,43 @@ impl Engine {
                     )),
                 )
                 .await?;
-                Err(AccountError::provider(provider, detail).into())
+                Err(AccountError::provider(provider, detail))
             }
         }
     }
 
     /// Marks a link `needs_relogin`, tells the UI and the audit log; answers the error.
-    async fn account_relogin(
-        &self,
-        provider: Provider,
-        reason: &str,
-    ) -> Result<AccountLink, EngineError> {
-        self.account_set_status(provider, LinkStatus::NeedsRelogin, Some(reason.to_owned()))
+    async fn relogin(&self, provider: Provider, reason: &str) -> Result<AccountLink, AccountError> {
+        self.set_status(provider, LinkStatus::NeedsRelogin, Some(reason.to_owned()))
             .await?;
         self.audit()
             .record(
                 AuditEntry::new("system", "account.refresh", Outcome::Failed)
                     .target(provider.as_str())
-                    .detail(serde_json::json!({ "status": "needs_relogin", "reason": reason })),
+                    .detail(audit_detail(&ReloginDetail {
+                        status: LinkStatus::NeedsRelogin,
+                        reason,
+                    })),
             )
             .await?;
         Err(AccountError::NeedsRelogin {
             title: provider.title(),
             reason: reason.to_owned(),
-        }
-        .into())
-    }
-
-    /// Sets a link's status and publishes it (with a notice for `needs_relogin`).
-    async fn account_set_status(
-        &self,
-        provider: Provider,
-        status: LinkStatus,
-        reason: Option<String>,
-    ) -> Result<(), EngineError> {
-        let link = self
-            .store()
-            .call(move |conn| {
-                conn.execute(
-                    "UPDATE account_links SET status = ?2, status_reason = ?3 WHERE provider = ?1",
-                    params![provider.as_str(), status.as_str(), reason],
-                )?;
-                Ok(conn
-                    .query_row(
-                        &format!("SELECT {LINK_COLUMNS} FROM account_links WHERE provider = ?1"),
-                        [provider.as_str()],
-                        row_to_link,
-                    )
-                    .ok())
-            })
-            .await?;
-        if let Some(link) = link {
-            let notice = (status == LinkStatus::NeedsRelogin).then(|| {
-                format!(
-                    "Your {} account {} needs you to sign in again: {}",
-                    provider.title(),
-                    link.account_name,
-                    link.status_reason
-                        .as_deref()
-                        .unwrap_or("the link stopped working")
-                )
-            });
-            self.account_publish(&link, notice.as_deref());
-        }
-        Ok(())
+        })
     }
 
     /// Asks Twitch whether the token still works. A token Twitch calls invalid is renewed at
     /// once (which marks the link `needs_relogin` if that is refused too).
-    async fn account_validate(&self, provider: Provider) -> Result<Validity, Failure> {
+    async fn validate(&self, provider: Provider) -> Result<Validity, Failure> {
         let tokens = self
-            .account_tokens(provider)
+            .tokens(provider)
             .await
             .map_err(|e| Failure::Transient(e.to_string()))?
             .ok_or_else(|| Failure::Rejected("no tokens stored".into()))?;
         // Valid as of when Twitch was asked.
         let now = self.now_ms();
         let answer =
-            twitch::validate(&self.accounts().http, &self.config().twitch, &tokens.access).await?;
+            twitch::validate(&self.inner.http, &self.config().twitch, &tokens.access).await?;
         let Some(validation) = answer else {
             tracing::info!(
                 provider = provider.as_str(),
@@ -273,8 +229,7 @@ impl Engine {
             );
             return Ok(Validity::Invalid);
         };
-        self.accounts()
-            .link(provider)
+        self.link(provider)
             .validated_ms
             .store(now, Ordering::SeqCst);
         // Twitch says how long the token has left; keep the renewal schedule honest.
@@ -295,13 +250,8 @@ impl Engine {
     }
 
     /// One step of a provider's watcher: does what is due, or says how long to wait.
-    async fn account_watch_step(
-        &self,
-        provider: Provider,
-        state: &LinkState,
-        watch: &mut Watch,
-    ) -> Wait {
-        let link = match self.account_get(provider).await {
+    async fn watch_step(&self, provider: Provider, state: &LinkState, watch: &mut Watch) -> Wait {
+        let link = match self.get(provider).await {
             Ok(link) => link,
             Err(e) => {
                 tracing::warn!(provider = provider.as_str(), error = %e, "could not read an account link");
@@ -318,7 +268,7 @@ impl Engine {
             .saturating_mul(1000);
         let refresh_at = watch
             .retry_refresh_at
-            .or_else(|| link.refresh_due_ms(lead_ms))
+            .or_else(|| refresh_due_ms(&link, lead_ms))
             .unwrap_or(i64::MAX);
         let validate_at = if provider == Provider::Twitch {
             watch
@@ -333,7 +283,7 @@ impl Engine {
         }
         let mut refresh_now = refresh_at <= now;
         if !refresh_now {
-            match self.account_validate(provider).await {
+            match self.validate(provider).await {
                 Ok(Validity::Valid) => {
                     watch.retry_validate_at = None;
                     watch.backoff = BACKOFF_START_MS;
@@ -349,14 +299,14 @@ impl Engine {
             }
         }
         if refresh_now {
-            match self.account_refresh(provider).await {
+            match self.refresh(provider).await {
                 Ok(_) => {
                     watch.retry_refresh_at = None;
                     watch.backoff = BACKOFF_START_MS;
                 }
-                Err(EngineError::Account(
-                    AccountError::NeedsRelogin { .. } | AccountError::NotLinked { .. },
-                )) => watch.retry_refresh_at = None,
+                Err(AccountError::NeedsRelogin { .. } | AccountError::NotLinked { .. }) => {
+                    watch.retry_refresh_at = None;
+                }
                 Err(e) => {
                     tracing::info!(provider = provider.as_str(), error = %e, "token renewal failed; will retry");
                     watch.retry_refresh_at = Some(self.now_ms() + watch.back_off());
@@ -401,15 +351,12 @@ enum Wait {
     Changed,
 }
 
-/// The watcher of one provider's link. It holds the engine only while it works, so an engine
-/// that is dropped (a restart in tests, a shutdown) takes its watchers with it.
-async fn account_watch(engine: Weak<EngineInner>, provider: Provider) {
-    let Some((state, clock)) = engine.upgrade().map(|inner| {
-        let engine = Engine { inner };
-        (
-            engine.accounts().link(provider),
-            Arc::clone(&engine.inner.core.clock),
-        )
+/// The watcher of one provider's link. It holds the service only while it works, so an
+/// engine that is dropped (a restart in tests, a shutdown) takes its watchers with it.
+async fn account_watch(accounts: Weak<Inner>, provider: Provider) {
+    let Some((state, clock)) = accounts.upgrade().map(|inner| {
+        let accounts = Accounts { inner };
+        (accounts.link(provider), Arc::clone(&accounts.inner.clock))
     }) else {
         return;
     };
@@ -419,11 +366,11 @@ async fn account_watch(engine: Weak<EngineInner>, provider: Provider) {
         tokio::pin!(changed);
         changed.as_mut().enable();
         let wait = {
-            let Some(inner) = engine.upgrade() else {
+            let Some(inner) = accounts.upgrade() else {
                 return;
             };
-            Engine { inner }
-                .account_watch_step(provider, &state, &mut watch)
+            Accounts { inner }
+                .watch_step(provider, &state, &mut watch)
                 .await
         };
         let woke_by_change = match wait {
