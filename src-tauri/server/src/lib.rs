@@ -363,6 +363,11 @@ impl Server {
                 },
                 reason: e.to_string(),
             })?;
+        Self::from_listener(engine, listener)
+    }
+
+    /// Serves on a listener the caller bound (tests bind `127.0.0.1:0`).
+    pub fn from_listener(engine: Engine, listener: TcpListener) -> Result<Self, ServerError> {
         let local = listener.local_addr()?;
         let config = engine.config();
         let lan: Vec<String> = if !config.server.lan_access {
