@@ -74,6 +74,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
     let addr = server.local_addr();
     let local_url = server.local_url();
     let lan_url = server.lan_url();
+    engine.relay_door_install(server.relay_door());
     if options.links {
         engine.obs_start();
         engine.relay_start();

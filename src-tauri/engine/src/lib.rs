@@ -211,7 +211,7 @@ impl Engine {
                 moderator_limits,
                 obs: obs_link,
                 relay: relay_link,
-                relay_door: relay_door::DoorState::new()?,
+                relay_door: relay_door::DoorState::default(),
                 overlay_published: std::sync::Mutex::default(),
                 overlay_latencies: std::sync::Mutex::default(),
                 tts,

@@ -10,12 +10,14 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 mod media;
+mod moderator_socket;
 mod moderators;
 mod obs;
 mod overlay_socket;
 mod overlays;
 mod pages;
 mod relay;
+pub mod relay_door;
 pub(crate) mod routes;
 mod tts;
 mod webhooks;
@@ -135,7 +137,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/m/{key}", get(moderators::link_page))
         .route("/moderator", get(moderators::panel))
-        .route("/ws/moderator", get(moderators::socket))
+        .route("/ws/moderator", get(moderator_socket::socket))
         .route("/auth/{provider}/start", get(accounts::start))
         .route("/auth/{provider}/callback", get(accounts::callback))
         .route("/api/accounts", get(accounts::list))
@@ -380,7 +382,6 @@ impl Server {
         let mut hosts = config.server.allowed_hosts.clone();
         hosts.extend(lan.iter().map(|ip| format!("{ip}:{}", local.port())));
         let local_url = format!("http://127.0.0.1:{}", local.port());
-        engine.relay_door_target(&local_url);
         let moderator_url = lan.first().map_or_else(
             || local_url.clone(),
             |ip| format!("http://{ip}:{}", local.port()),
@@ -421,6 +422,12 @@ impl Server {
     /// `http://127.0.0.1:{port}`.
     pub fn local_url(&self) -> String {
         self.state.local_url.clone()
+    }
+
+    /// What serves the relay's moderator door in process: this server's router, with its
+    /// state (the startup installs it in the engine).
+    pub fn relay_door(&self) -> Arc<relay_door::RelayDoor> {
+        Arc::new(relay_door::RelayDoor::new(self.state.clone()))
     }
 
     /// The LAN address moderators use, when LAN access is on and one exists.
