@@ -104,7 +104,8 @@ impl Rig {
     async fn stored_tokens(&self, provider: &str) -> Option<Secret> {
         self.app
             .engine
-            .secret_get(&format!("account-{provider}"))
+            .secrets()
+            .get(&format!("account-{provider}"))
             .await
             .unwrap()
     }
@@ -127,7 +128,7 @@ impl Rig {
     /// Links Twitch through the device flow (the fake authorizes at the first poll).
     async fn link_twitch(&mut self) -> serde_json::Value {
         self.fake.script_device(&[DevicePoll::Authorize]);
-        let (status, started) = self.get("/auth/twitch/start").await;
+        let (status, started) = self.get("/api/accounts/twitch/start").await;
         assert_eq!(status, 200, "{started}");
         self.advance(started["interval"].as_u64().unwrap());
         self.event("account.link", |d| d["state"] == "linked").await["account"].clone()
@@ -179,7 +180,7 @@ async fn twitch_device_flow_links_through_pending_and_slow_down() {
         DevicePoll::SlowDown,
         DevicePoll::Authorize,
     ]);
-    let (status, started) = rig.get("/auth/twitch/start").await;
+    let (status, started) = rig.get("/api/accounts/twitch/start").await;
     assert_eq!(status, 200, "{started}");
     assert_eq!(started["flow"], "device");
     assert_eq!(started["provider"], "twitch");
@@ -285,7 +286,7 @@ async fn twitch_device_flow_links_through_pending_and_slow_down() {
 async fn an_expired_device_code_is_an_error_and_stores_nothing() {
     let mut rig = rig().await;
     rig.fake.script_device(&[]);
-    let (status, started) = rig.get("/auth/twitch/start").await;
+    let (status, started) = rig.get("/api/accounts/twitch/start").await;
     assert_eq!(status, 200, "{started}");
     rig.advance(5);
     rig.fake.wait_count("twitch.poll", 1, 10).await;
@@ -323,7 +324,7 @@ async fn an_expired_device_code_is_an_error_and_stores_nothing() {
 #[tokio::test]
 async fn youtube_links_through_the_loopback_redirect_with_pkce() {
     let mut rig = rig().await;
-    let (status, started) = rig.get("/auth/youtube/start").await;
+    let (status, started) = rig.get("/api/accounts/youtube/start").await;
     assert_eq!(status, 200, "{started}");
     assert_eq!(started["flow"], "code");
     let url = started["authorization_url"].as_str().unwrap().to_owned();
@@ -391,7 +392,7 @@ fn urlencode(text: &str) -> String {
 #[tokio::test]
 async fn a_state_that_does_not_match_is_refused_and_stores_nothing() {
     let mut rig = rig().await;
-    let (_, started) = rig.get("/auth/youtube/start").await;
+    let (_, started) = rig.get("/api/accounts/youtube/start").await;
     let url = started["authorization_url"].as_str().unwrap().to_owned();
     let state = query_of(&url)["state"].clone();
     for callback in [
@@ -428,7 +429,7 @@ async fn a_state_that_does_not_match_is_refused_and_stores_nothing() {
     assert_eq!(rig.accounts().await["accounts"], serde_json::json!([]));
     assert!(rig.stored_tokens("youtube").await.is_none());
     assert!(rig.stored_tokens("discord").await.is_none());
-    let audit = rig.app.engine.audit_list(50, None).await.unwrap();
+    let audit = rig.app.engine.audit().list(50, None).await.unwrap();
     assert!(
         audit
             .iter()
@@ -441,7 +442,7 @@ async fn a_state_that_does_not_match_is_refused_and_stores_nothing() {
 async fn a_declined_consent_is_an_error_and_stores_nothing() {
     let mut rig = rig().await;
     rig.fake.deny_consent(true);
-    let (_, started) = rig.get("/auth/youtube/start").await;
+    let (_, started) = rig.get("/api/accounts/youtube/start").await;
     let (status, page) = rig
         .browse(started["authorization_url"].as_str().unwrap())
         .await;
@@ -460,7 +461,7 @@ async fn a_declined_consent_is_an_error_and_stores_nothing() {
 #[tokio::test]
 async fn discord_links_with_pkce_and_a_replayed_code_is_refused() {
     let mut rig = rig().await;
-    let (_, started) = rig.get("/auth/discord/start").await;
+    let (_, started) = rig.get("/api/accounts/discord/start").await;
     let url = started["authorization_url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&format!("{}/discord/api/oauth2/authorize?", rig.fake.url)));
     assert_eq!(query_of(&url)["scope"], "identify");
@@ -484,7 +485,7 @@ async fn discord_links_with_pkce_and_a_replayed_code_is_refused() {
     let linked_at = rig.accounts().await["accounts"][0]["linkedAt"].clone();
 
     // The same code with a fresh, valid state: Discord refuses a code used before.
-    let (_, again) = rig.get("/auth/discord/start").await;
+    let (_, again) = rig.get("/api/accounts/discord/start").await;
     let state = query_of(again["authorization_url"].as_str().unwrap())["state"].clone();
     let replay = format!(
         "{}/auth/discord/callback?code={}&state={}",
@@ -515,7 +516,7 @@ async fn discord_links_with_pkce_and_a_replayed_code_is_refused() {
 async fn unlinking_revokes_at_the_provider_then_deletes() {
     let mut rig = rig().await;
     rig.link_twitch().await;
-    let (_, started) = rig.get("/auth/discord/start").await;
+    let (_, started) = rig.get("/api/accounts/discord/start").await;
     rig.browse(started["authorization_url"].as_str().unwrap())
         .await;
     assert_eq!(
@@ -665,7 +666,7 @@ async fn a_refused_refresh_token_needs_relogin_and_is_not_retried() {
         1,
         "a manual refresh is refused here too"
     );
-    let audit = rig.app.engine.audit_list(50, None).await.unwrap();
+    let audit = rig.app.engine.audit().list(50, None).await.unwrap();
     assert!(
         audit
             .iter()
@@ -705,7 +706,7 @@ async fn two_refresh_triggers_at_once_make_one_refresh() {
 #[tokio::test]
 async fn an_unreachable_provider_is_retried_with_backoff() {
     let mut rig = rig().await;
-    let (_, started) = rig.get("/auth/youtube/start").await;
+    let (_, started) = rig.get("/api/accounts/youtube/start").await;
     rig.browse(started["authorization_url"].as_str().unwrap())
         .await;
     rig.fake.refresh_mode(RefreshMode::Unavailable(1));
@@ -779,7 +780,7 @@ async fn twitch_offers_the_code_flow_only_with_a_client_secret() {
     let rig = rig().await;
     let response = rig
         .app
-        .get_as_streamer("/auth/twitch/start?flow=code")
+        .get_as_streamer("/api/accounts/twitch/start?flow=code")
         .send()
         .await
         .unwrap();
@@ -794,7 +795,7 @@ async fn twitch_offers_the_code_flow_only_with_a_client_secret() {
         accounts["providers"][0]["flows"],
         serde_json::json!(["device", "code"])
     );
-    let (status, started) = rig.get("/auth/twitch/start?flow=code").await;
+    let (status, started) = rig.get("/api/accounts/twitch/start?flow=code").await;
     assert_eq!(status, 200, "{started}");
     let url = started["authorization_url"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -821,7 +822,7 @@ async fn without_a_client_id_start_says_which_variable_to_set() {
         ("discord", "STAGEHAND_DISCORD_CLIENT_ID"),
     ] {
         let response = app
-            .get_as_streamer(&format!("/auth/{provider}/start"))
+            .get_as_streamer(&format!("/api/accounts/{provider}/start"))
             .send()
             .await
             .unwrap();
@@ -835,7 +836,7 @@ async fn without_a_client_id_start_says_which_variable_to_set() {
         );
     }
     let response = app
-        .get_as_streamer("/auth/myspace/start")
+        .get_as_streamer("/api/accounts/myspace/start")
         .send()
         .await
         .unwrap();
@@ -843,13 +844,13 @@ async fn without_a_client_id_start_says_which_variable_to_set() {
         error_code(response).await,
         (404, "account_provider_unknown".into())
     );
-    let response = app.get("/auth/twitch/start").send().await.unwrap();
+    let response = app.get("/api/accounts/twitch/start").send().await.unwrap();
     assert_eq!(
         error_code(response).await,
         (401, "auth_required".into()),
         "starting a link is the streamer's; only the callback is open"
     );
-    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let audit = app.engine.audit().list(50, None).await.unwrap();
     assert_eq!(
         audit.iter().filter(|e| e.action == "account.start").count(),
         4,

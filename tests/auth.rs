@@ -147,7 +147,7 @@ async fn a_wrong_token_in_the_form_shows_the_page_again() {
     assert_eq!(response.status(), 401);
     assert!(response.headers().get("set-cookie").is_none());
     assert!(response.text().await.unwrap().contains("not right"));
-    let audit = app.engine.audit_list(10, None).await.unwrap();
+    let audit = app.engine.audit().list(10, None).await.unwrap();
     assert_eq!(audit[0].action, "auth.login");
     assert_eq!(audit[0].outcome, "denied", "failed sign-ins are audited");
 }

@@ -103,7 +103,7 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
     assert_eq!(forged["status"], 403);
     let deleted = app
         .client
-        .delete(app.at(&format!("/overlays/{id}")))
+        .delete(app.at(&format!("/api/overlays/{id}")))
         .header("x-streamer-token", &app.token)
         .send()
         .await

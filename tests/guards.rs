@@ -54,7 +54,7 @@ async fn configured_hosts_are_accepted() {
 #[tokio::test]
 async fn a_cross_origin_post_is_refused_and_changes_nothing() {
     let app = TestApp::start().await;
-    let before = app.engine.audit_list(100, None).await.unwrap().len();
+    let before = app.engine.audit().list(100, None).await.unwrap().len();
     let response = app
         .post("/session")
         .header("origin", "http://evil.example")
@@ -71,7 +71,7 @@ async fn a_cross_origin_post_is_refused_and_changes_nothing() {
         (403, "origin_not_allowed".into())
     );
     assert_eq!(
-        app.engine.audit_list(100, None).await.unwrap().len(),
+        app.engine.audit().list(100, None).await.unwrap().len(),
         before,
         "the refused request never reached the handler"
     );
@@ -327,7 +327,7 @@ async fn a_two_megabyte_body_is_refused_with_413() {
         (413, "payload_too_large".into())
     );
     assert!(
-        app.engine.audit_list(10, None).await.unwrap().is_empty(),
+        app.engine.audit().list(10, None).await.unwrap().is_empty(),
         "a refused body changes nothing"
     );
 }

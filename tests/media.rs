@@ -154,7 +154,7 @@ async fn a_png_named_mp3_is_stored_and_served_as_png() {
     assert_eq!(list["media"].as_array().unwrap().len(), 1);
     assert_eq!(list["media"][0]["mediaId"], id.as_str());
 
-    let audit = app.engine.audit_list(10, None).await.unwrap();
+    let audit = app.engine.audit().list(10, None).await.unwrap();
     assert!(
         audit.iter().any(|e| e.action == "media.upload"
             && e.outcome == "ok"
@@ -204,7 +204,7 @@ async fn an_executable_named_png_is_refused_and_leaves_nothing() {
         );
     }
     assert!(files_in(&media_dir(&app)).is_empty());
-    let audit = app.engine.audit_list(10, None).await.unwrap();
+    let audit = app.engine.audit().list(10, None).await.unwrap();
     assert!(
         audit
             .iter()
@@ -404,7 +404,7 @@ async fn deleting_removes_the_file_and_the_row() {
     let again = delete(Some(&app.token)).await.unwrap();
     assert_eq!(error_code(again).await, (404, "media_not_found".to_owned()));
 
-    let audit = app.engine.audit_list(10, None).await.unwrap();
+    let audit = app.engine.audit().list(10, None).await.unwrap();
     assert!(
         audit
             .iter()

@@ -191,7 +191,7 @@ async fn unknown_used_and_expired_keys_get_the_same_answer() {
         "no oracle: {answers:?}"
     );
     assert!(answers[0].1.contains("invalid_key"));
-    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let audit = app.engine.audit().list(50, None).await.unwrap();
     assert_eq!(
         audit
             .iter()
@@ -309,7 +309,7 @@ async fn sessions_survive_a_restart_and_revoking_closes_the_socket() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
-    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let audit = app.engine.audit().list(50, None).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "moderator.session.revoke"));
     assert!(
         audit
@@ -371,7 +371,7 @@ async fn a_moderator_flooding_alerts_is_held_to_the_limit_and_others_are_not() {
         "a token is back"
     );
     assert_eq!(next_json(&mut page).await["title"], "alert 4");
-    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let audit = app.engine.audit().list(50, None).await.unwrap();
     let limited: Vec<_> = audit
         .iter()
         .filter(|e| e.action == "moderator.alert.show" && e.outcome == "denied")
@@ -417,7 +417,7 @@ async fn actions_outside_the_scopes_are_refused_and_change_nothing() {
     // The page saw nothing but the alert that is in scope.
     act(&mut socket, serde_json::json!({ "type": "alert.show", "ref": "a", "kind": "test", "title": "in scope" })).await;
     assert_eq!(next_json(&mut page).await["title"], "in scope");
-    let audit = app.engine.audit_list(50, None).await.unwrap();
+    let audit = app.engine.audit().list(50, None).await.unwrap();
     assert!(
         audit
             .iter()

@@ -209,7 +209,7 @@ async fn adding_an_overlay_to_obs_is_one_idempotent_call() {
     let body =
         serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "x": 10, "y": 20 });
     let first: serde_json::Value = app
-        .post_as_streamer("/obs/sources")
+        .post_as_streamer("/api/obs/sources")
         .json(&body)
         .send()
         .await
@@ -239,7 +239,7 @@ async fn adding_an_overlay_to_obs_is_one_idempotent_call() {
     );
 
     let again: serde_json::Value = app
-        .post_as_streamer("/obs/sources")
+        .post_as_streamer("/api/obs/sources")
         .json(&serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "x": 50, "y": 60 }))
         .send()
         .await
@@ -265,12 +265,54 @@ async fn adding_an_overlay_to_obs_is_one_idempotent_call() {
     );
 
     let both = app
-        .post_as_streamer("/obs/sources")
+        .post_as_streamer("/api/obs/sources")
         .json(&serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "url": "http://x" }))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(both).await, (422, "invalid_fields".into()));
+}
+
+/// `/obs/sources` is the spec's path, kept as a documented alias of `/api/obs/sources`: it
+/// must answer exactly as the `/api/` route does.
+#[tokio::test]
+async fn the_spec_sources_path_answers_as_its_api_route_does() {
+    let obs = FakeObs::start(Some("pw")).await;
+    let app = connected(&obs).await;
+    let overlay = app.create_overlay("Main").await;
+    let body =
+        serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "x": 10, "y": 20 });
+    let send = |path: &'static str, body: serde_json::Value| {
+        let request = app.post_as_streamer(path).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, first) = send("/api/obs/sources", body.clone()).await;
+    assert_eq!(
+        (status, &first["created"]),
+        (200, &serde_json::json!(true)),
+        "{first}"
+    );
+    let by_api = send("/api/obs/sources", body.clone()).await;
+    let by_alias = send("/obs/sources", body).await;
+    assert_eq!(
+        by_api.1["created"], false,
+        "the second call updates: {}",
+        by_api.1
+    );
+    assert_eq!(
+        by_alias, by_api,
+        "the alias updates the same source and says the same"
+    );
+    let invalid = serde_json::json!({ "scene": "Live", "overlayId": overlay["overlayId"], "url": "http://x" });
+    assert_eq!(
+        send("/obs/sources", invalid.clone()).await,
+        send("/api/obs/sources", invalid).await,
+        "and refuses the same way"
+    );
 }
 
 #[tokio::test]
@@ -286,7 +328,7 @@ async fn without_the_browser_source_plugin_obs_says_so() {
     .await;
     let app = connected(&obs).await;
     let response = app
-        .post_as_streamer("/obs/sources")
+        .post_as_streamer("/api/obs/sources")
         .json(&serde_json::json!({ "scene": "Live", "url": "http://127.0.0.1:9/x" }))
         .send()
         .await

@@ -24,6 +24,89 @@ fn layer(id: &str, text: &str, x: i64) -> serde_json::Value {
                        "style": {"color": "#fff", "fontSize": 40}, "props": {"text": text}})
 }
 
+/// `/overlays` and `/overlays/{id}` are the spec's paths, kept as documented aliases of
+/// `/api/overlays…`: each must answer exactly as its `/api/` route does.
+#[tokio::test]
+async fn the_spec_overlay_paths_answer_as_their_api_routes_do() {
+    let app = TestApp::start().await;
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, made) = answer(
+        app.post_as_streamer("/overlays")
+            .json(&serde_json::json!({ "name": "Via alias" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "the alias creates: {made}");
+    let id = made["overlayId"].as_str().unwrap().to_owned();
+    for (alias, api) in [
+        ("/overlays".to_owned(), "/api/overlays".to_owned()),
+        (format!("/overlays/{id}"), format!("/api/overlays/{id}")),
+        (
+            "/overlays/ov_missing".to_owned(),
+            "/api/overlays/ov_missing".to_owned(),
+        ),
+    ] {
+        let by_alias = answer(app.get_as_streamer(&alias).send().await.unwrap()).await;
+        let by_api = answer(app.get_as_streamer(&api).send().await.unwrap()).await;
+        assert_eq!(by_alias, by_api, "{alias} answers as {api}");
+    }
+    let rename = |path: String, name: &'static str| {
+        app.client
+            .patch(app.at(&path))
+            .header("x-streamer-token", &app.token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+    };
+    // Each save stamps its own time; everything else must match.
+    let (status, mut renamed) =
+        answer(rename(format!("/overlays/{id}"), "Renamed").await.unwrap()).await;
+    assert_eq!((status, renamed["name"].as_str()), (200, Some("Renamed")));
+    let (api_status, mut api_renamed) = answer(
+        rename(format!("/api/overlays/{id}"), "Renamed")
+            .await
+            .unwrap(),
+    )
+    .await;
+    for body in [&mut renamed, &mut api_renamed] {
+        body.as_object_mut().unwrap().remove("updatedAt");
+    }
+    assert_eq!(
+        (api_status, api_renamed),
+        (status, renamed),
+        "the same rename through either path gives the same overlay"
+    );
+    let deleted = app
+        .client
+        .delete(app.at(&format!("/overlays/{id}")))
+        .header("x-streamer-token", &app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (status, gone) = answer(
+        app.get_as_streamer(&format!("/api/overlays/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, gone["error"]["code"].as_str()),
+        (404, Some("overlay_not_found"))
+    );
+    let anonymous = app.get("/overlays").send().await.unwrap();
+    assert_eq!(
+        error_code(anonymous).await,
+        (401, "auth_required".into()),
+        "the alias is as closed as the route"
+    );
+}
+
 #[tokio::test]
 async fn overlays_are_created_listed_renamed_and_limited() {
     let app = TestApp::start_with(Options::default().env("STAGEHAND_LIMITS_OVERLAYS", "2")).await;
@@ -40,7 +123,7 @@ async fn overlays_are_created_listed_renamed_and_limited() {
 
     let renamed = app
         .client
-        .patch(app.at(&format!("/overlays/{id}")))
+        .patch(app.at(&format!("/api/overlays/{id}")))
         .header("x-streamer-token", &app.token)
         .json(&serde_json::json!({ "name": "Starting soon", "width": 1920 }))
         .send()
@@ -55,7 +138,7 @@ async fn overlays_are_created_listed_renamed_and_limited() {
 
     create(&app, "Second").await;
     let third = app
-        .post_as_streamer("/overlays")
+        .post_as_streamer("/api/overlays")
         .json(&serde_json::json!({ "name": "Third" }))
         .send()
         .await
@@ -64,7 +147,7 @@ async fn overlays_are_created_listed_renamed_and_limited() {
         error_code(third).await,
         (403, "overlay_limit_reached".into())
     );
-    let list: serde_json::Value = app.get_json("/overlays").await;
+    let list: serde_json::Value = app.get_json("/api/overlays").await;
     assert_eq!(
         list["overlays"].as_array().unwrap().len(),
         2,
@@ -72,14 +155,14 @@ async fn overlays_are_created_listed_renamed_and_limited() {
     );
 
     let bad = app
-        .post_as_streamer("/overlays")
+        .post_as_streamer("/api/overlays")
         .json(&serde_json::json!({ "name": "", "width": 5 }))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(bad).await, (422, "invalid_fields".into()));
     let anonymous = app
-        .post("/overlays")
+        .post("/api/overlays")
         .json(&serde_json::json!({ "name": "x" }))
         .send()
         .await
@@ -129,7 +212,9 @@ async fn the_page_needs_a_valid_signature() {
         "a signature is bound to its overlay"
     );
 
-    let expiring: serde_json::Value = app.get_json(&format!("/overlays/{id}?expires_in=60")).await;
+    let expiring: serde_json::Value = app
+        .get_json(&format!("/api/overlays/{id}?expires_in=60"))
+        .await;
     let expiring = expiring["signedUrl"].as_str().unwrap().to_owned();
     assert!(expiring.contains("&exp="));
     assert_eq!(
@@ -178,7 +263,7 @@ async fn refused_sockets_are_closed_with_a_reason_and_deleting_closes_open_ones(
     assert_eq!(next_json(&mut open).await["type"], "scene.full");
     let deleted = app
         .client
-        .delete(app.at(&format!("/overlays/{id}")))
+        .delete(app.at(&format!("/api/overlays/{id}")))
         .header("x-streamer-token", &app.token)
         .send()
         .await
@@ -212,7 +297,7 @@ async fn rotating_the_key_invalidates_every_link() {
     assert_eq!(app.client.get(&signed).send().await.unwrap().status(), 403);
     let fresh: serde_json::Value = app
         .get_as_streamer(&format!(
-            "/overlays/{}",
+            "/api/overlays/{}",
             overlay["overlayId"].as_str().unwrap()
         ))
         .send()

@@ -167,7 +167,7 @@ async fn browser_panel_pages_need_a_session_and_render_behind_it() {
     browser
         .cmd(json!({"cmd": "waitText", "name": "p", "selector": "#notice", "text": "OBS password saved"}))
         .await;
-    let stored = app.engine.secret_get("obs-password").await.unwrap();
+    let stored = app.engine.secrets().get("obs-password").await.unwrap();
     assert_eq!(
         stored.as_ref().map(|s| s.expose().to_owned()).as_deref(),
         Some("hunter2-obs"),
@@ -221,7 +221,7 @@ async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking()
     .as_str()
     .unwrap()
     .to_owned();
-    let listed = app.get_json("/overlays").await;
+    let listed = app.get_json("/api/overlays").await;
     assert_eq!(listed["overlays"][0]["overlayId"], id.as_str());
     assert_eq!(listed["overlays"][0]["name"], "Main <scene>");
     assert_eq!(listed["overlays"][0]["width"], 1280);
@@ -336,7 +336,7 @@ async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking()
     )
     .await;
     assert_eq!(
-        app.get_json(&format!("/overlays/{id}")).await["name"],
+        app.get_json(&format!("/api/overlays/{id}")).await["name"],
         "Stream"
     );
 
@@ -347,7 +347,7 @@ async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking()
         .cmd(json!({"cmd": "waitText", "name": "p", "selector": "#notice", "text": "Nothing deleted"}))
         .await;
     assert_eq!(
-        app.get_json("/overlays").await["overlays"]
+        app.get_json("/api/overlays").await["overlays"]
             .as_array()
             .unwrap()
             .len(),
@@ -361,7 +361,7 @@ async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking()
         "document.querySelectorAll('.overlay-row').length === 0 && document.getElementById('no-overlay-yet')",
     )
     .await;
-    assert_eq!(app.get_json("/overlays").await["overlays"], json!([]));
+    assert_eq!(app.get_json("/api/overlays").await["overlays"], json!([]));
     let closed = browser
         .cmd(json!({"cmd": "waitState", "name": "ov", "state": "closed"}))
         .await;

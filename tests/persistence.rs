@@ -8,7 +8,8 @@ async fn data_written_before_a_restart_is_there_after_it() {
     let app = TestApp::start().await;
     let token = app.token.clone();
     app.engine
-        .audit(AuditEntry::new("streamer", "test.marker", Outcome::Ok).target("before-restart"))
+        .audit()
+        .record(AuditEntry::new("streamer", "test.marker", Outcome::Ok).target("before-restart"))
         .await
         .unwrap();
     let signed_in = app
@@ -83,7 +84,8 @@ async fn the_audit_log_pages_newest_first() {
     let app = TestApp::start().await;
     for i in 0..5 {
         app.engine
-            .audit(AuditEntry::new("system", "test.page", Outcome::Ok).target(i.to_string()))
+            .audit()
+            .record(AuditEntry::new("system", "test.page", Outcome::Ok).target(i.to_string()))
             .await
             .unwrap();
     }
@@ -122,7 +124,8 @@ async fn audit_entries_past_retention_are_deleted_and_newer_ones_kept() {
         let engine = app.engine.clone();
         async move {
             engine
-                .audit(AuditEntry::new("system", "test.retention", Outcome::Ok).target(target))
+                .audit()
+                .record(AuditEntry::new("system", "test.retention", Outcome::Ok).target(target))
                 .await
                 .unwrap();
         }
@@ -130,7 +133,7 @@ async fn audit_entries_past_retention_are_deleted_and_newer_ones_kept() {
     let kept = |app: &TestApp| {
         let engine = app.engine.clone();
         async move {
-            let entries = engine.audit_list(500, None).await.unwrap();
+            let entries = engine.audit().list(500, None).await.unwrap();
             entries
                 .into_iter()
                 .filter(|e| e.action == "test.retention")

@@ -27,7 +27,7 @@ async fn engine_for(obs: &RealObs) -> (TestApp, Events) {
 }
 
 async fn source(app: &TestApp, body: serde_json::Value) -> reqwest::Response {
-    app.post_as_streamer("/obs/sources")
+    app.post_as_streamer("/api/obs/sources")
         .json(&body)
         .send()
         .await

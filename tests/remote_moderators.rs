@@ -302,6 +302,7 @@ async fn nothing_but_the_moderator_surface_passes_the_relay_and_the_engine_sees_
         ("GET", "/".to_owned()),
         ("GET", "/login".to_owned()),
         ("GET", "/api/status".to_owned()),
+        ("GET", "/api/overlays".to_owned()),
         ("GET", "/overlays".to_owned()),
         ("GET", format!("/o/{id}?{query}")),
         ("GET", format!("/ws/overlay/{id}?{query}")),

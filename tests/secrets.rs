@@ -10,21 +10,23 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 async fn file_backend_round_trip_survives_a_restart() {
     let app = TestApp::start().await;
     app.engine
-        .secret_set("obs-password", Secret::new("s3cret-round-trip"))
+        .secrets()
+        .set("obs-password", Secret::new("s3cret-round-trip"))
         .await
         .unwrap();
     let app = app.restart(Options::default()).await;
-    let back = app.engine.secret_get("obs-password").await.unwrap();
+    let back = app.engine.secrets().get("obs-password").await.unwrap();
     assert_eq!(back.as_ref().map(Secret::expose), Some("s3cret-round-trip"));
     let raw = std::fs::read(app.data_dir().join("secrets.enc")).unwrap();
     assert!(
         !String::from_utf8_lossy(&raw).contains("s3cret-round-trip"),
         "the file holds ciphertext only"
     );
-    assert!(app.engine.secret_delete("obs-password").await.unwrap());
+    assert!(app.engine.secrets().delete("obs-password").await.unwrap());
     assert!(
         app.engine
-            .secret_get("obs-password")
+            .secrets()
+            .get("obs-password")
             .await
             .unwrap()
             .is_none()
@@ -71,7 +73,8 @@ async fn secrets_never_appear_in_logs_or_responses() {
     let app = TestApp::start().await;
     let secret = "leak-canary-7f3a9c2e51";
     app.engine
-        .secret_set("obs-password", Secret::new(secret))
+        .secrets()
+        .set("obs-password", Secret::new(secret))
         .await
         .unwrap();
 
@@ -189,7 +192,8 @@ async fn keychain_backend_round_trip() {
     let status: serde_json::Value = app.get_json("/api/status").await;
     assert_eq!(status["secretBackend"], "keychain");
     app.engine
-        .secret_set("obs-password", Secret::new("kc-value"))
+        .secrets()
+        .set("obs-password", Secret::new("kc-value"))
         .await
         .unwrap();
     assert!(
@@ -200,7 +204,8 @@ async fn keychain_backend_round_trip() {
     assert!(
         other
             .engine
-            .secret_get("obs-password")
+            .secrets()
+            .get("obs-password")
             .await
             .unwrap()
             .is_none(),
@@ -215,17 +220,19 @@ async fn keychain_backend_round_trip() {
     );
     assert_eq!(
         app.engine
-            .secret_get("obs-password")
+            .secrets()
+            .get("obs-password")
             .await
             .unwrap()
             .as_ref()
             .map(Secret::expose),
         Some("kc-value")
     );
-    assert!(app.engine.secret_delete("obs-password").await.unwrap());
+    assert!(app.engine.secrets().delete("obs-password").await.unwrap());
     assert!(
         app.engine
-            .secret_get("obs-password")
+            .secrets()
+            .get("obs-password")
             .await
             .unwrap()
             .is_none()

@@ -5,6 +5,7 @@
 
 #![allow(missing_docs)]
 
+pub mod cli;
 pub mod fake_oauth;
 pub mod fake_obs;
 pub mod page;
@@ -147,7 +148,8 @@ impl TestApp {
         let addr = running.addr();
         let url = running.local_url().to_owned();
         let token = engine
-            .secret_get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
+            .secrets()
+            .get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
             .await?
             .expect("the engine creates a streamer token at start")
             .expose()
@@ -224,7 +226,7 @@ impl TestApp {
     /// Creates an overlay (asserting 201) and returns it, `signedUrl` included.
     pub async fn create_overlay(&self, name: &str) -> serde_json::Value {
         let response = self
-            .post_as_streamer("/overlays")
+            .post_as_streamer("/api/overlays")
             .json(&serde_json::json!({ "name": name, "width": 1280, "height": 720 }))
             .send()
             .await

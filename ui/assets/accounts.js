@@ -27,7 +27,7 @@
     const flow = card(provider).dataset.flow;
     const name = NAMES[provider] || provider;
     await S.busy(button, `Starting to link ${name}…`, async () => {
-      const started = await S.api('GET', `/auth/${provider}/start?flow=${encodeURIComponent(flow)}`);
+      const started = await S.api('GET', `/api/accounts/${provider}/start?flow=${encodeURIComponent(flow)}`);
       status.progress[provider] = 'pending';
       if (started.flow === 'device') {
         showDevice(provider, started.verification_uri, started.user_code);

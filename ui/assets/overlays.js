@@ -98,7 +98,7 @@
     const [width, height] = $('new-size').value.split('x').map(Number);
     const button = create.querySelector('button[type="submit"]');
     S.busy(button, 'Creating the overlay…', async () => {
-      const made = await S.api('POST', '/overlays', { name, width, height });
+      const made = await S.api('POST', '/api/overlays', { name, width, height });
       $('new-name').value = '';
       await S.refresh();
       S.say(`Created “${made.name}”. Copy its link, or add it to OBS.`);
@@ -123,7 +123,7 @@
       : (names[0] || current);
     if (!scene) return;
     await S.busy(button, 'Adding to OBS…', async () => {
-      const made = await S.api('POST', '/obs/sources', { scene, overlayId: id });
+      const made = await S.api('POST', '/api/obs/sources', { scene, overlayId: id });
       const text = made.created
         ? `Added to the OBS scene “${scene}” as “${made.name}”.`
         : `Updated “${made.name}” in the OBS scene “${scene}”.`;
@@ -136,7 +136,7 @@
     const name = await S.ask('New name for the overlay', row.dataset.name, 'Rename');
     if (!name || name === row.dataset.name) return;
     await S.busy(button, 'Renaming…', async () => {
-      await S.api('PATCH', `/overlays/${encodeURIComponent(row.dataset.overlayId)}`, { name });
+      await S.api('PATCH', `/api/overlays/${encodeURIComponent(row.dataset.overlayId)}`, { name });
       await S.refresh();
       S.say(`Renamed to “${name}”.`);
     });
@@ -150,7 +150,7 @@
     );
     if (!ok) { S.say('Nothing deleted.'); return; }
     await S.busy(button, `Deleting “${name}”…`, async () => {
-      await S.api('DELETE', `/overlays/${encodeURIComponent(row.dataset.overlayId)}`);
+      await S.api('DELETE', `/api/overlays/${encodeURIComponent(row.dataset.overlayId)}`);
       if (preview.dataset.overlayId === row.dataset.overlayId) closePreview();
       await S.refresh();
       S.say(`Deleted “${name}”.`);

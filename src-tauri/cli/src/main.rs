@@ -163,7 +163,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
     tracing::info!(url = %url, "serving");
     engine
-        .audit(stagehand_engine::audit::AuditEntry::new(
+        .audit()
+        .record(stagehand_engine::audit::AuditEntry::new(
             "system",
             "engine.start",
             stagehand_engine::audit::Outcome::Ok,

@@ -6,25 +6,14 @@
 //! here and methods on `Engine`.
 
 pub mod accounts;
-pub mod audit;
 pub mod auth;
-pub mod clock;
-pub mod config;
-pub mod events;
-pub mod logging;
 pub mod media;
-pub mod metrics;
 pub mod moderators;
 pub mod notices;
 pub mod obs;
 pub mod overlays;
-pub mod random;
-pub mod ratelimit;
 pub mod relay_door;
 pub mod relay_link;
-mod secret;
-pub mod secrets;
-pub mod store;
 pub mod summary;
 pub mod tts;
 pub mod webhooks;
@@ -32,19 +21,20 @@ pub mod webhooks;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use secret::Secret;
+pub use stagehand_core::{
+    Core, Secret, VERSION, audit, clock, config, events, logging, metrics, random, ratelimit,
+    secrets, store,
+};
 pub use stagehand_protocol as protocol;
 
+use crate::audit::Audit;
 use crate::auth::{AuthError, LoginCodes, ensure_streamer_token};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
-use crate::secrets::{SecretError, SecretStore};
+use crate::secrets::{SecretError, SecretStore, Secrets};
 use crate::store::{Store, StoreError};
-
-/// Stagehand's version.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Errors of engine operations. The HTTP edge maps each variant to a status and stable code.
 #[derive(Debug, thiserror::Error)]
@@ -94,15 +84,9 @@ pub enum EngineError {
 }
 
 struct EngineInner {
-    config: Config,
-    store: Store,
-    secrets: Arc<dyn SecretStore>,
+    core: Core,
     streamer_token: Secret,
     login_codes: LoginCodes,
-    clock: Arc<dyn Clock>,
-    events: EventBus,
-    metrics: Metrics,
-    instance_id: String,
     overlay_key: std::sync::RwLock<Secret>,
     overlay_hub: overlays::hub::OverlayHub,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
@@ -118,8 +102,6 @@ struct EngineInner {
     accounts: accounts::Accounts,
     started_ms: i64,
     started: std::time::Instant,
-    /// When the audit log was last pruned (0: not yet in this process).
-    audit_pruned_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The running engine; cheap to clone, shared by every door into it.
@@ -131,8 +113,8 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("data_dir", &self.inner.config.data_dir)
-            .field("instance", &self.inner.instance_id)
+            .field("data_dir", &self.inner.core.config.data_dir)
+            .field("instance", &self.inner.core.instance_id)
             .finish_non_exhaustive()
     }
 }
@@ -194,17 +176,28 @@ impl Engine {
         );
         let relay_link = relay_link::RelayLink::new(&config.relay, started_ms);
         let accounts = accounts::Accounts::new()?;
+        let events = EventBus::new(256, Arc::clone(&clock));
+        let audit = Audit::new(
+            store.clone(),
+            Arc::clone(&clock),
+            events.clone(),
+            config.logging.audit_retention_days,
+        );
+        let core = Core {
+            config: Arc::new(config),
+            store,
+            secrets: Secrets::new(secrets),
+            clock,
+            events,
+            audit,
+            metrics,
+            instance_id: instance_id.into(),
+        };
         let engine = Self {
             inner: Arc::new(EngineInner {
-                events: EventBus::new(256, Arc::clone(&clock)),
-                config,
-                store,
-                secrets,
+                core,
                 streamer_token,
                 login_codes: LoginCodes::default(),
-                clock,
-                metrics,
-                instance_id,
                 overlay_key: std::sync::RwLock::new(overlay_key),
                 overlay_hub: overlays::hub::OverlayHub::new(page_queue),
                 moderator_revocations: moderators::revocations(),
@@ -220,7 +213,6 @@ impl Engine {
                 accounts,
                 started_ms,
                 started,
-                audit_pruned_ms: std::sync::atomic::AtomicI64::new(0),
             }),
         };
         engine.notices_start();
@@ -229,69 +221,54 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The shared parts every capability is built from.
+    pub fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
     /// The configuration the engine runs with.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.core.config
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        &self.inner.core.store
     }
 
     /// The event bus.
     pub fn events(&self) -> &EventBus {
-        &self.inner.events
+        &self.inner.core.events
     }
 
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
+        &self.inner.core.metrics
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.core.audit
     }
 
     /// Now, by the engine's clock (Unix ms).
     pub fn now_ms(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.inner.core.clock.now_ms()
     }
 
     /// The data directory's instance id.
     pub fn instance_id(&self) -> &str {
-        &self.inner.instance_id
+        &self.inner.core.instance_id
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.inner.config.data_dir
+        &self.inner.core.config.data_dir
     }
 
-    /// Runs a secret-store call on the blocking pool (D-Bus and file I/O block).
-    async fn with_secrets<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn SecretStore) -> Result<T, SecretError> + Send + 'static,
-    ) -> Result<T, EngineError> {
-        let secrets = Arc::clone(&self.inner.secrets);
-        tokio::task::spawn_blocking(move || f(secrets.as_ref()))
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))?
-            .map_err(EngineError::from)
-    }
-
-    /// Reads a secret.
-    pub async fn secret_get(&self, name: &str) -> Result<Option<Secret>, EngineError> {
-        let name = name.to_owned();
-        self.with_secrets(move |s| s.get(&name)).await
-    }
-
-    /// Writes a secret.
-    pub async fn secret_set(&self, name: &str, value: Secret) -> Result<(), EngineError> {
-        let name = name.to_owned();
-        self.with_secrets(move |s| s.set(&name, &value)).await
-    }
-
-    /// Deletes a secret.
-    pub async fn secret_delete(&self, name: &str) -> Result<bool, EngineError> {
-        let name = name.to_owned();
-        self.with_secrets(move |s| s.delete(&name)).await
+    /// The secret store.
+    pub fn secrets(&self) -> &Secrets {
+        &self.inner.core.secrets
     }
 
     /// Whether the engine can serve: the store answers.
@@ -306,13 +283,13 @@ impl Engine {
     pub fn status(&self, local_url: &str) -> protocol::EngineStatus {
         protocol::EngineStatus {
             version: VERSION.to_owned(),
-            data_dir: self.inner.config.data_dir.display().to_string(),
-            secret_backend: self.inner.secrets.kind().as_str().to_owned(),
-            secret_location: self.inner.secrets.location(),
+            data_dir: self.inner.core.config.data_dir.display().to_string(),
+            secret_backend: self.inner.core.secrets.backend().kind().as_str().to_owned(),
+            secret_location: self.inner.core.secrets.backend().location(),
             started_at: rfc3339(self.inner.started_ms),
             uptime_seconds: self.inner.started.elapsed().as_secs(),
             local_url: local_url.to_owned(),
-            config_warnings: self.inner.config.warnings.clone(),
+            config_warnings: self.inner.core.config.warnings.clone(),
             tts_engine: self.tts_engine().map(str::to_owned),
         }
     }

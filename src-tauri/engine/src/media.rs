@@ -606,7 +606,8 @@ impl MediaUpload {
         let stored = result?;
         let media = &stored.media;
         self.engine
-            .audit(
+            .audit()
+            .record(
                 AuditEntry::new("streamer", "media.upload", Outcome::Ok)
                     .target(media.media_id.clone())
                     .detail(serde_json::json!({
@@ -744,7 +745,7 @@ impl Engine {
             map.insert("reason".into(), reason.into());
         }
         let entry = AuditEntry::new("streamer", "media.upload", Outcome::Denied).detail(detail);
-        if let Err(e) = self.audit(entry).await {
+        if let Err(e) = self.audit().record(entry).await {
             tracing::warn!(error = %e, "could not record a refused media upload");
         }
     }
@@ -825,7 +826,8 @@ impl Engine {
                 Ok(Ok(()))
             })
             .await??;
-        self.audit(AuditEntry::new("streamer", "media.delete", Outcome::Ok).target(id))
+        self.audit()
+            .record(AuditEntry::new("streamer", "media.delete", Outcome::Ok).target(id))
             .await?;
         Ok(())
     }

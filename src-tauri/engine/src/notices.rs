@@ -303,7 +303,7 @@ impl Engine {
         // The task holds the bus and the clock, not the engine, so the engine can be dropped.
         let events = self.events().clone();
         let rx = events.subscribe();
-        tokio::spawn(run(events, rx, Arc::clone(&self.inner.clock)));
+        tokio::spawn(run(events, rx, Arc::clone(&self.inner.core.clock)));
     }
 }
 

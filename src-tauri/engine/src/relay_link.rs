@@ -259,7 +259,7 @@ impl Engine {
         if let Some(secret) = &self.config().relay_secret {
             return Some(secret.clone());
         }
-        match self.secret_get(SECRET_NAME).await {
+        match self.secrets().get(SECRET_NAME).await {
             Ok(secret) => secret,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the relay secret");
@@ -330,13 +330,14 @@ impl Engine {
             )
             .into());
         }
-        self.secret_set(SECRET_NAME, secret).await?;
-        self.audit(crate::audit::AuditEntry::new(
-            "streamer",
-            "relay.secret.set",
-            crate::audit::Outcome::Ok,
-        ))
-        .await?;
+        self.secrets().set(SECRET_NAME, secret).await?;
+        self.audit()
+            .record(crate::audit::AuditEntry::new(
+                "streamer",
+                "relay.secret.set",
+                crate::audit::Outcome::Ok,
+            ))
+            .await?;
         self.inner.relay.wake.notify_one();
         Ok(())
     }

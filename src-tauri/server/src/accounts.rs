@@ -1,6 +1,6 @@
-//! Account doors: starting a link (`GET /auth/{provider}/start`, streamer), the provider's
-//! redirect back (`GET /auth/{provider}/callback`), the streamer's account list and unlinking
-//! under `/api/accounts`, and custom RTMP destinations under `/api/destinations`.
+//! Account doors: starting a link (`GET /api/accounts/{provider}/start`, streamer), the
+//! provider's redirect back (`GET /auth/{provider}/callback`), the streamer's account list and
+//! unlinking under `/api/accounts`, and custom RTMP destinations under `/api/destinations`.
 //!
 //! The callback is opened by the system browser coming back from the provider, so it carries
 //! no streamer credential: the single-use `state` Stagehand put in the authorization URL is
@@ -10,19 +10,43 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
 use serde::Deserialize;
 use stagehand_engine::Secret;
 use stagehand_engine::accounts::{AccountError, CallbackParams, Flow, Provider};
 use stagehand_engine::audit::{AuditEntry, Outcome};
+use stagehand_protocol::ErrorCode;
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The account and destination routes. The callback stays at `/auth/{provider}/callback`:
+/// it is the redirect URI registered with each provider.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/accounts/{provider}/start", get(start))
+        .route("/auth/{provider}/callback", get(callback))
+        .route("/api/accounts", get(list))
+        .route(
+            "/api/accounts/discord/webhook",
+            put(discord_webhook_set).delete(discord_webhook_delete),
+        )
+        .route("/api/accounts/{provider}", delete(unlink))
+        .route("/api/accounts/{provider}/device", get(device))
+        .route("/api/accounts/{provider}/refresh", post(refresh))
+        .route(
+            "/api/accounts/{provider}/client-secret",
+            put(client_secret_set).delete(client_secret_delete),
+        )
+        .route("/api/destinations", get(destinations).post(destination_add))
+        .route("/api/destinations/{id}", delete(destination_delete))
+}
 
 /// What the callback page may load: nothing.
 const CALLBACK_CSP: &str =
@@ -41,29 +65,30 @@ fn parse_provider(name: &str) -> Result<Provider, ApiError> {
         .ok_or_else(|| AccountError::UnknownProvider(name.chars().take(40).collect()).into())
 }
 
-/// Parses the provider of an `/auth/*` route; an unknown one is audited too, since every
-/// `/auth/*` call is.
+/// Parses the provider of a linking route (start or callback); an unknown one is audited
+/// too, since every linking call is.
 async fn auth_provider(state: &AppState, name: &str, action: &str) -> Result<Provider, ApiError> {
     let parsed = parse_provider(name);
     if parsed.is_err() {
         let name: String = name.chars().take(40).collect();
         state
             .engine
-            .audit(AuditEntry::new("anonymous", action, Outcome::Denied).target(name))
+            .audit()
+            .record(AuditEntry::new("anonymous", action, Outcome::Denied).target(name))
             .await?;
     }
     parsed
 }
 
-/// Query of `GET /auth/{provider}/start`.
+/// Query of `GET /api/accounts/{provider}/start`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
     flow: Option<String>,
 }
 
-/// `GET /auth/{provider}/start[?flow=device|code]` — the device code to show, or the URL to
-/// open in the system browser.
+/// `GET /api/accounts/{provider}/start[?flow=device|code]` — the device code to show, or the
+/// URL to open in the system browser.
 pub async fn start(
     _: Streamer,
     State(state): State<AppState>,
@@ -72,16 +97,13 @@ pub async fn start(
     query: Result<Query<StartQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let provider = auth_provider(&state, &name, "account.start").await?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::invalid_query(&e))?;
     let flow = match q.flow.as_deref() {
         None => None,
-        Some(f) => Some(Flow::parse(f).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_fields",
-                "flow must be device or code",
-            )
-        })?),
+        Some(f) => Some(
+            Flow::parse(f)
+                .ok_or_else(|| ApiError::invalid_fields("flow must be device or code"))?,
+        ),
     };
     let started = state
         .engine
@@ -152,7 +174,9 @@ pub async fn callback(
     let html = wants_html(&headers);
     let provider = match auth_provider(&state, &name, "account.callback").await {
         Ok(p) => p,
-        Err(e) if html => return callback_page(e.status, "Not linked", &e.message, Some(e.code)),
+        Err(e) if html => {
+            return callback_page(e.status(), "Not linked", &e.message, Some(e.code.as_str()));
+        }
         Err(e) => return e.into_response(),
     };
     // Providers add parameters of their own (`scope`, `authuser`, `iss`); only ours are read.
@@ -177,7 +201,12 @@ pub async fn callback(
         Err(e) => {
             let error = ApiError::from(e);
             if html {
-                callback_page(error.status, "Not linked", &error.message, Some(error.code))
+                callback_page(
+                    error.status(),
+                    "Not linked",
+                    &error.message,
+                    Some(error.code.as_str()),
+                )
             } else {
                 error.into_response()
             }
@@ -296,8 +325,7 @@ pub async fn discord_webhook_delete(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "discord_webhook_not_found",
+            ErrorCode::DiscordWebhookNotFound,
             "no Discord webhook is saved",
         ))
     }

@@ -1,23 +1,46 @@
-//! Who is calling: the [`Streamer`] extractor, and the sign-in/sign-out routes that trade the
-//! streamer token (or the desktop's one-time code) for an HttpOnly session cookie.
+//! Who is calling: the [`Streamer`] extractor, the moderator session a request carries
+//! ([`moderator`]), and the sign-in/sign-out routes that trade the streamer token (or the
+//! desktop's one-time code) for an HttpOnly session cookie.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Deserialize;
 use stagehand_engine::audit::{AuditEntry, Outcome};
+use stagehand_engine::moderators::ModeratorSession;
 use stagehand_engine::{EngineError, Secret};
 
-use crate::AppState;
+use crate::cookies;
 use crate::error::ApiError;
+use crate::extract::FormOrJson;
+use crate::state::AppState;
 
-/// Name of the streamer session cookie.
-pub const SESSION_COOKIE: &str = "stagehand_session";
+/// The sign-in and sign-out routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/session", post(login))
+        .route("/session/logout", post(logout))
+}
+
+/// The live moderator session a request carries, in its cookie or (for the panel's socket) a
+/// `session` query parameter; `None` when it carries none or one that has ended.
+pub(crate) async fn moderator(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<ModeratorSession>, ApiError> {
+    let token = cookies::moderator(headers).or_else(|| query.get("session").map(String::as_str));
+    match token {
+        Some(t) => Ok(state.engine.moderator_session(t).await?),
+        None => Ok(None),
+    }
+}
 
 /// Proof that the caller is the streamer (token header or session cookie).
 #[derive(Debug, Clone, Copy)]
@@ -38,18 +61,6 @@ pub fn token_header(headers: &HeaderMap) -> Option<Option<&str>> {
     Some(bearer)
 }
 
-/// The value of cookie `name`, if sent.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 impl Streamer {
     /// Checks the request's credentials; `Ok(false)` when none were sent.
     async fn check(headers: &HeaderMap, state: &AppState) -> Result<bool, ApiError> {
@@ -61,7 +72,7 @@ impl Streamer {
                 Err(ApiError::invalid_credentials())
             };
         }
-        if let Some(session) = cookie(headers, SESSION_COOKIE) {
+        if let Some(session) = cookies::session(headers) {
             return if state.engine.check_session(session).await? {
                 Ok(true)
             } else {
@@ -89,70 +100,29 @@ impl FromRequestParts<AppState> for Streamer {
     }
 }
 
+/// Body of `POST /session`: exactly one of the two.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginForm {
+pub struct LoginForm {
     token: Option<String>,
     code: Option<String>,
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-}
-
-fn session_cookie(value: &str, max_age: Option<u64>) -> Result<HeaderValue, ApiError> {
-    let age = max_age.map_or_else(|| "Max-Age=0".to_owned(), |s| format!("Max-Age={s}"));
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; {age}"
-    ))
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "bad cookie",
-        )
-    })
-}
-
-/// 429 with `Retry-After`.
-pub fn rate_limited(retry_seconds: u64) -> Response {
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!("too many attempts; try again in {retry_seconds} s"),
-    )
-    .into_response();
-    if let Ok(v) = HeaderValue::from_str(&retry_seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
 }
 
 /// `POST /session` — sign in with `token` or `code`, as JSON or a form.
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Result<FormOrJson<LoginForm>, ApiError>,
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
+    // Before the body is judged: a malformed attempt is an attempt too.
     if let Err(retry) = state.login_limiter.check(peer.ip(), engine.now_ms()) {
-        return Ok(rate_limited(retry));
+        return Ok(ApiError::rate_limited(retry));
     }
-    let body = body?;
-    let form = is_form(&headers);
-    let parsed: LoginForm = if form {
-        serde_urlencoded::from_bytes(&body).map_err(|e| {
-            ApiError::bad_request("invalid_fields", format!("invalid sign-in form: {e}"))
-        })?
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("invalid sign-in body: {e}"))
-        })?
-    };
+    let FormOrJson {
+        value: parsed,
+        form,
+    } = body?;
     let client = Some(peer.ip().to_string());
     let (method, result) = match (parsed.token.map(Secret::new), parsed.code.map(Secret::new)) {
         (Some(token), None) => (
@@ -166,10 +136,7 @@ pub async fn login(
             engine.login_with_code(code.expose(), client.clone()).await,
         ),
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_fields",
-                "send exactly one of `token` or `code`",
-            ));
+            return Err(ApiError::malformed("send exactly one of `token` or `code`"));
         }
     };
     let outcome = if result.is_ok() {
@@ -178,7 +145,8 @@ pub async fn login(
         Outcome::Denied
     };
     engine
-        .audit(
+        .audit()
+        .record(
             AuditEntry::new("streamer", "auth.login", outcome)
                 .client(client)
                 .detail(serde_json::json!({ "method": method })),
@@ -198,7 +166,6 @@ pub async fn login(
         Err(e) => return Err(e.into()),
     };
     let ttl = state.engine.config().security.session_ttl_seconds;
-    let cookie = session_cookie(session.id.expose(), Some(ttl))?;
     let mut response = if form {
         Redirect::to("/").into_response()
     } else {
@@ -208,7 +175,7 @@ pub async fn login(
         }))
         .into_response()
     };
-    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    cookies::set_session(&mut response, session.id.expose(), ttl)?;
     Ok(response)
 }
 
@@ -217,23 +184,24 @@ pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(session) = cookie(&headers, SESSION_COOKIE)
+    if let Some(session) = cookies::session(&headers)
         && state.engine.logout(session).await?
     {
         state
             .engine
-            .audit(AuditEntry::new("streamer", "auth.logout", Outcome::Ok))
+            .audit()
+            .record(AuditEntry::new("streamer", "auth.logout", Outcome::Ok))
             .await?;
     }
     let mut response = Redirect::to("/login").into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", None)?);
+    cookies::clear_session(&mut response)?;
     Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -257,16 +225,5 @@ mod tests {
             Some(Some("x")),
             "x-streamer-token wins"
         );
-    }
-
-    #[test]
-    fn cookie_lookup_finds_the_named_cookie() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; stagehand_session=xyz; b=2"),
-        );
-        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("xyz"));
-        assert_eq!(cookie(&headers, "c"), None);
     }
 }

@@ -1,48 +1,130 @@
 //! The one error type of the HTTP edge: every failure becomes
-//! `{"error":{"code":"...","message":"..."}}` with a fitting status.
+//! `{"error":{"code":"...","message":"..."}}` with the status [`status`] gives its code.
 //!
-//! Handlers return `Result<_, ApiError>`; engine errors convert with `?`. Internal details are
-//! logged here, never sent: the client gets a stable code and a plain message.
+//! Handlers return `Result<_, ApiError>`; engine errors convert with `?` (the mapping of each
+//! engine error to a code is in [`engine`]). Internal details are logged, never sent: the
+//! client gets a stable [`ErrorCode`] and a plain message.
+
+mod engine;
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::http::StatusCode;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use stagehand_engine::EngineError;
-use stagehand_engine::accounts::AccountError;
-use stagehand_engine::moderators::ModeratorError;
-use stagehand_engine::obs::ObsError;
-use stagehand_engine::overlays::OverlayError;
-use stagehand_engine::secrets::SecretError;
-use stagehand_engine::webhooks::{RefusalCode, WebhookError, WebhookRefusal};
-use stagehand_protocol::ErrorBody;
+use stagehand_protocol::{ErrorBody, ErrorCode};
 
-/// The stable code of an error response, attached to the response for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+pub use engine::webhook_refusal;
+
+/// The HTTP status of each error code: the one table. A code answers with one status
+/// wherever it is raised, with the single exception documented on [`ApiError::malformed`].
+pub fn status(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::InvalidJson
+        | C::InvalidQuery
+        | C::BadBody
+        | C::InvalidMultipart
+        | C::MissingFile
+        | C::InvalidSecretName
+        | C::InvalidWebhook
+        | C::AccountStateInvalid
+        | C::AccountCodeRejected => StatusCode::BAD_REQUEST,
+        C::AuthRequired
+        | C::InvalidCredentials
+        | C::InvalidKey
+        | C::SessionEnded
+        | C::WebhookAuthRequired
+        | C::InvalidSignature
+        | C::InvalidToken
+        | C::InvalidPassphrase
+        | C::StaleTimestamp => StatusCode::UNAUTHORIZED,
+        C::HostNotAllowed
+        | C::OriginNotAllowed
+        | C::OriginRequired
+        | C::LanNotAllowed
+        | C::OverlayLimitReached
+        | C::OverlayLinkInvalid
+        | C::ScopeDenied
+        | C::WebhookLimitReached
+        | C::AccountAccessDenied => StatusCode::FORBIDDEN,
+        C::NotFound
+        | C::OverlayNotFound
+        | C::ModeratorSessionNotFound
+        | C::MediaNotFound
+        | C::TtsAudioNotFound
+        | C::WebhookNotFound
+        | C::UnknownWebhook
+        | C::AccountProviderUnknown
+        | C::AccountDeviceFlowNotFound
+        | C::AccountNotLinked
+        | C::DestinationNotFound
+        | C::DiscordWebhookNotFound => StatusCode::NOT_FOUND,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::VersionConflict
+        | C::ObsNoBrowserSource
+        | C::WebhookExists
+        | C::AccountProviderNotConfigured
+        | C::AccountFlowUnavailable
+        | C::AccountNeedsRelogin
+        | C::DestinationExists => StatusCode::CONFLICT,
+        C::AccountDeviceCodeExpired => StatusCode::GONE,
+        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        C::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+        C::InvalidFields | C::TtsVoiceUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
+        C::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+        C::VersionRequired => StatusCode::PRECONDITION_REQUIRED,
+        C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::InternalError | C::StoreError | C::MediaStorageError | C::TtsCacheError => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        C::NotAvailable => StatusCode::NOT_IMPLEMENTED,
+        C::ObsRefused | C::TtsRenderFailed | C::AccountProviderError => StatusCode::BAD_GATEWAY,
+        C::NotReady
+        | C::SecretsUnavailable
+        | C::ObsNotConnected
+        | C::TtsRenderTimeout
+        | C::AccountInterrupted => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
 
 /// An error answered to a client.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
     /// Stable machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Plain message for people.
     pub message: String,
     /// Machine-readable extras.
     pub details: Option<serde_json::Value>,
+    status: StatusCode,
 }
 
 impl ApiError {
-    /// Builds an error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code`, answered with the status the table gives it.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             details: None,
+            status: status(code),
         }
+    }
+
+    /// `invalid_fields` answered with 400 rather than the table's 422: the request's shape is
+    /// wrong before any one field can be judged (a form that does not parse, both or neither
+    /// of two alternatives, two files in a one-file upload, an If-Match that is not a version).
+    /// These answered 400 before the table existed, and clients and tests rely on it.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            ..Self::new(ErrorCode::InvalidFields, message)
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// Adds machine-readable details.
@@ -51,241 +133,75 @@ impl ApiError {
         self
     }
 
-    /// 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// A field is wrong: `422 invalid_fields`.
+    pub fn invalid_fields(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidFields, message)
     }
 
-    /// 401: no credentials.
+    /// No credentials.
     pub fn auth_required() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "auth_required",
+            ErrorCode::AuthRequired,
             "this endpoint needs the streamer token (x-streamer-token or Authorization: Bearer) or a signed-in session",
         )
     }
 
-    /// 401: credentials present but wrong.
+    /// Credentials present but wrong.
     pub fn invalid_credentials() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "the token, code or session is not valid",
         )
     }
 
-    /// 404.
+    /// Nothing at this path.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "nothing here")
+        Self::new(ErrorCode::NotFound, "nothing here")
     }
 
-    fn internal(code: &'static str, err: &dyn std::fmt::Display) -> Self {
-        tracing::error!(code, error = %err, "request failed");
+    /// A failure inside Stagehand: logged with its details, answered without them.
+    pub(crate) fn internal(code: ErrorCode, err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(code = code.as_str(), error = %err, "request failed");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
             code,
             "Stagehand hit an internal error; details are in its log",
         )
+    }
+
+    /// A query string that does not parse.
+    pub fn invalid_query(rejection: &QueryRejection) -> Self {
+        Self::new(ErrorCode::InvalidQuery, rejection.body_text())
+    }
+
+    /// Too many attempts: 429 with `Retry-After`.
+    pub fn rate_limited(retry_seconds: u64) -> Response {
+        let mut response = Self::new(
+            ErrorCode::RateLimited,
+            format!("too many attempts; try again in {retry_seconds} s"),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&retry_seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = ErrorBody::new(self.code, self.message);
+        let mut body = ErrorBody::new(self.code.as_str(), self.message);
         body.error.details = self.details;
         let mut response = (self.status, Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCode(self.code));
+        // For the request metrics: errors counted by code.
+        response.extensions_mut().insert(self.code);
         response
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(err: EngineError) -> Self {
-        match err {
-            EngineError::Auth(_) => Self::invalid_credentials(),
-            EngineError::Secret(SecretError::Unavailable { .. }) => {
-                tracing::error!(error = %err, "secret store unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "secrets_unavailable",
-                    "the secret store cannot be reached; see `stagehand secrets doctor`",
-                )
-            }
-            EngineError::Secret(SecretError::InvalidName(_)) => {
-                Self::bad_request("invalid_secret_name", err.to_string())
-            }
-            EngineError::Overlay(e) => overlay_error(e),
-            EngineError::Moderator(e) => moderator_error(e),
-            EngineError::Relay(e) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_fields",
-                e.to_string(),
-            ),
-            EngineError::Obs(e) => {
-                let message = e.to_string();
-                match e {
-                    ObsError::NotConnected(_) => Self::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "obs_not_connected",
-                        message,
-                    ),
-                    ObsError::Refused(_) => {
-                        Self::new(StatusCode::BAD_GATEWAY, "obs_refused", message)
-                    }
-                    ObsError::Invalid(_) => {
-                        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
-                    }
-                    ObsError::NoBrowserSource => {
-                        Self::new(StatusCode::CONFLICT, "obs_no_browser_source", message)
-                    }
-                }
-            }
-            EngineError::Media(e) => media_error(e),
-            EngineError::Tts(e) => crate::tts::error(e),
-            EngineError::Webhook(e) => webhook_error(e),
-            EngineError::Account(e) => account_error(e),
-            EngineError::Store(ref e) => Self::internal("store_error", e),
-            other => Self::internal("internal_error", &other),
-        }
-    }
-}
-
-fn moderator_error(err: ModeratorError) -> ApiError {
-    let message = err.to_string();
-    let (status, code) = match &err {
-        ModeratorError::InvalidKey => (StatusCode::UNAUTHORIZED, "invalid_key"),
-        ModeratorError::SessionEnded => (StatusCode::UNAUTHORIZED, "session_ended"),
-        ModeratorError::ScopeDenied(_) => (StatusCode::FORBIDDEN, "scope_denied"),
-        ModeratorError::NotAvailable(_) => (StatusCode::NOT_IMPLEMENTED, "not_available"),
-        ModeratorError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
-        ModeratorError::NotFound => (StatusCode::NOT_FOUND, "moderator_session_not_found"),
-        ModeratorError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-    };
-    let error = ApiError::new(status, code, message);
-    match err {
-        ModeratorError::RateLimited { retry_seconds, .. } => {
-            error.with_details(serde_json::json!({ "retryAfterSeconds": retry_seconds }))
-        }
-        _ => error,
-    }
-}
-
-fn overlay_error(err: OverlayError) -> ApiError {
-    let message = err.to_string();
-    match err {
-        OverlayError::NotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, "overlay_not_found", message)
-        }
-        OverlayError::LimitReached { limit } => {
-            ApiError::new(StatusCode::FORBIDDEN, "overlay_limit_reached", message)
-                .with_details(serde_json::json!({ "limit": limit }))
-        }
-        OverlayError::Invalid(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
-        }
-        OverlayError::Conflict { current, .. } => {
-            ApiError::new(StatusCode::CONFLICT, "version_conflict", message)
-                .with_details(serde_json::json!({ "currentVersion": current }))
-        }
-        OverlayError::LinkRefused(_) => {
-            ApiError::new(StatusCode::FORBIDDEN, "overlay_link_invalid", message)
-        }
-    }
-}
-
-fn webhook_error(err: WebhookError) -> ApiError {
-    let message = err.to_string();
-    let (status, code) = match err {
-        WebhookError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
-        WebhookError::NotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
-        WebhookError::Exists => (StatusCode::CONFLICT, "webhook_exists"),
-        WebhookError::LimitReached(_) => (StatusCode::FORBIDDEN, "webhook_limit_reached"),
-    };
-    ApiError::new(status, code, message)
-}
-
-impl From<AccountError> for ApiError {
-    fn from(err: AccountError) -> Self {
-        account_error(err)
-    }
-}
-
-fn account_error(err: AccountError) -> ApiError {
-    let (status, details) = match &err {
-        AccountError::UnknownProvider(_)
-        | AccountError::NoDeviceFlow { .. }
-        | AccountError::NotLinked { .. }
-        | AccountError::DestinationNotFound => (StatusCode::NOT_FOUND, None),
-        AccountError::NotConfigured { var, .. } => (
-            StatusCode::CONFLICT,
-            Some(serde_json::json!({ "envVar": var })),
-        ),
-        AccountError::FlowUnavailable(_)
-        | AccountError::NeedsRelogin { .. }
-        | AccountError::DestinationExists => (StatusCode::CONFLICT, None),
-        AccountError::StateInvalid | AccountError::CodeRejected { .. } => {
-            (StatusCode::BAD_REQUEST, None)
-        }
-        AccountError::AccessDenied { .. } => (StatusCode::FORBIDDEN, None),
-        AccountError::DeviceCodeExpired => (StatusCode::GONE, None),
-        AccountError::Provider { .. } => (StatusCode::BAD_GATEWAY, None),
-        AccountError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
-        AccountError::Interrupted => (StatusCode::SERVICE_UNAVAILABLE, None),
-    };
-    let error = ApiError::new(status, err.code(), err.to_string());
-    match details {
-        Some(details) => error.with_details(details),
-        None => error,
-    }
-}
-
-/// A refused webhook as the sender sees it: the refusal's stable code with its status (401
-/// for every credential problem, 400 for bad input, 404 unknown endpoint, 403 from a web page,
-/// 413 too large, 415 wrong content type) and, in `details`, the field and the delivery id
-/// the streamer finds it under.
-pub fn webhook_refusal(refusal: &WebhookRefusal, delivery_id: i64) -> ApiError {
-    let status = match refusal.code {
-        RefusalCode::UnknownWebhook => StatusCode::NOT_FOUND,
-        RefusalCode::OriginNotAllowed => StatusCode::FORBIDDEN,
-        RefusalCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        RefusalCode::WebhookAuthRequired
-        | RefusalCode::InvalidSignature
-        | RefusalCode::InvalidToken
-        | RefusalCode::InvalidPassphrase
-        | RefusalCode::StaleTimestamp => StatusCode::UNAUTHORIZED,
-        RefusalCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        RefusalCode::InvalidJson | RefusalCode::InvalidWebhook => StatusCode::BAD_REQUEST,
-    };
-    let mut details = serde_json::json!({ "deliveryId": delivery_id });
-    if let Some(field) = &refusal.field {
-        details["field"] = field.clone().into();
-    }
-    ApiError::new(status, refusal.code.as_str(), refusal.message.clone()).with_details(details)
-}
-
-fn media_error(err: stagehand_engine::media::MediaError) -> ApiError {
-    use stagehand_engine::media::MediaError;
-    let message = err.to_string();
-    match err {
-        MediaError::Unsupported => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        ),
-        MediaError::TooLarge { limit } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
-                .with_details(serde_json::json!({ "limit": limit }))
-        }
-        MediaError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "media_not_found", message),
-        MediaError::Io(ref e) => ApiError::internal("media_storage_error", e),
     }
 }
 
 impl From<axum::extract::multipart::MultipartRejection> for ApiError {
     fn from(rejection: axum::extract::multipart::MultipartRejection) -> Self {
         Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "send the upload as multipart/form-data with one field named `file` ({})",
                 rejection.body_text()
@@ -298,12 +214,11 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
     fn from(err: axum::extract::multipart::MultipartError) -> Self {
         if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is larger than this endpoint accepts (media.max_upload_bytes)",
             )
         } else {
-            Self::bad_request("invalid_multipart", err.body_text())
+            Self::new(ErrorCode::InvalidMultipart, err.body_text())
         }
     }
 }
@@ -311,12 +226,11 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
 fn from_bytes_rejection(rejection: &BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is larger than this endpoint accepts",
         )
     } else {
-        ApiError::bad_request("bad_body", rejection.body_text())
+        ApiError::new(ErrorCode::BadBody, rejection.body_text())
     }
 }
 
@@ -331,17 +245,60 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::BytesRejection(b) => from_bytes_rejection(&b),
             JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as application/json",
             ),
-            JsonRejection::JsonSyntaxError(e) => Self::bad_request("invalid_json", e.body_text()),
-            JsonRejection::JsonDataError(e) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_fields",
-                e.body_text(),
-            ),
-            other => Self::bad_request("bad_body", other.body_text()),
+            JsonRejection::JsonSyntaxError(e) => Self::new(ErrorCode::InvalidJson, e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::invalid_fields(e.body_text()),
+            other => Self::new(ErrorCode::BadBody, other.body_text()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        for &code in ErrorCode::ALL {
+            let status = status(code);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code} answers {status}: an error code never answers success"
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_keeps_the_statuses_clients_rely_on() {
+        for (code, expected) in [
+            (ErrorCode::InvalidFields, 422),
+            (ErrorCode::InvalidJson, 400),
+            (ErrorCode::AuthRequired, 401),
+            (ErrorCode::OriginNotAllowed, 403),
+            (ErrorCode::VersionConflict, 409),
+            (ErrorCode::VersionRequired, 428),
+            (ErrorCode::RateLimited, 429),
+            (ErrorCode::ObsNotConnected, 503),
+            (ErrorCode::AccountDeviceCodeExpired, 410),
+        ] {
+            assert_eq!(status(code).as_u16(), expected, "{code}");
+        }
+        assert_eq!(
+            ApiError::malformed("x").status(),
+            StatusCode::BAD_REQUEST,
+            "a malformed request stays 400 although invalid_fields is 422 in the table"
+        );
+    }
+
+    #[test]
+    fn error_responses_carry_their_code_for_the_metrics() {
+        let response = ApiError::not_found().into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::NotFound)
+        );
     }
 }

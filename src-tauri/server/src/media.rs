@@ -7,19 +7,32 @@
 
 use std::io::SeekFrom;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
 use futures_util::Stream;
 use stagehand_engine::media::{MediaFile, MediaUpload};
+use stagehand_protocol::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The media routes; the upload's body limit comes from `state`'s config.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/media",
+            get(list).post(upload).layer(upload_body_limit(state)),
+        )
+        .route("/api/media/{id}", delete(delete_one))
+        .route("/media/{id}", get(serve))
+}
 
 /// Room for the multipart framing around the file: boundaries and part headers.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -29,7 +42,7 @@ const CHUNK: u64 = 64 * 1024;
 
 /// The body limit of the upload route: the file limit plus the framing. The engine enforces
 /// the file limit itself; this one stops a body that is mostly something else.
-pub fn upload_body_limit(state: &AppState) -> DefaultBodyLimit {
+fn upload_body_limit(state: &AppState) -> DefaultBodyLimit {
     let max = state
         .engine
         .config()
@@ -53,8 +66,8 @@ pub async fn upload(
     let upload = match (received, upload) {
         (Ok(()), Some(upload)) => upload,
         (Ok(()), None) => {
-            return Err(ApiError::bad_request(
-                "missing_file",
+            return Err(ApiError::new(
+                ErrorCode::MissingFile,
                 "send the file as a multipart/form-data field named `file`",
             ));
         }
@@ -83,16 +96,12 @@ async fn receive(
 ) -> Result<(), ApiError> {
     while let Some(mut field) = multipart.next_field().await? {
         if field.name() != Some("file") {
-            return Err(ApiError::bad_request(
-                "invalid_fields",
+            return Err(ApiError::malformed(
                 "unexpected form field; send one field named `file`",
             ));
         }
         if upload.is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_fields",
-                "send one file per upload",
-            ));
+            return Err(ApiError::malformed("send one file per upload"));
         }
         *name = field.file_name().map(str::to_owned);
         let upload = upload.insert(state.engine.media_upload_begin().await?);
@@ -113,7 +122,7 @@ pub async fn list(
 }
 
 /// `DELETE /api/media/{id}`
-pub async fn delete(
+pub async fn delete_one(
     _: Streamer,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -260,8 +269,7 @@ pub async fn serve(
         }
         ByteRange::Unsatisfiable => {
             let mut refused = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 format!("the range is past the end of this {len}-byte file"),
             )
             .into_response();

@@ -2,7 +2,7 @@
 //! loop that greets the moderator with the overlays and scenes their scopes allow, runs their
 //! actions, forwards scene updates, and closes on revocation (4401), expiry and shutdown
 //! (1001). The loop runs over any socket: axum's local WebSocket, or a relayed one from the
-//! relay's door (`relay_door`), so both doors behave as one.
+//! relay's door (`relayed_socket`), so both doors behave as one.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,15 +11,16 @@ use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use stagehand_engine::moderators::{ModeratorAction, ModeratorSession};
+use stagehand_protocol::ErrorCode;
 
-use crate::AppState;
+use crate::auth;
 use crate::error::ApiError;
-use crate::moderators::moderator_from;
-use crate::relay_door::RelayedUpgrade;
+use crate::relayed_socket::RelayedUpgrade;
+use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 
@@ -43,14 +44,10 @@ pub async fn socket(
         Some(Extension(relayed)) => SocketDoor::Relayed(relayed),
         None => SocketDoor::Local(crate::ws::upgrade_sized(upgrade, max)?),
     };
-    let session = moderator_from(&state, &headers, &query)
+    let session = auth::moderator(&state, &headers, &query)
         .await?
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "session_ended",
-                "this moderator session has ended",
-            )
+            ApiError::new(ErrorCode::SessionEnded, "this moderator session has ended")
         })?;
     Ok(match door {
         SocketDoor::Local(upgrade) => upgrade.on_upgrade(move |socket| run(socket, state, session)),
@@ -175,7 +172,7 @@ async fn live(state: &AppState, session: &ModeratorSession) -> bool {
 }
 
 /// The moderator socket's loop, over any socket: axum's local WebSocket or a relayed one
-/// (`relay_door`). Admission (session, scopes, origin) happened before; audit says `via` as
+/// (`relayed_socket`). Admission (session, scopes, origin) happened before; audit says `via` as
 /// the session was opened.
 async fn run<S, E>(socket: S, state: AppState, session: ModeratorSession)
 where

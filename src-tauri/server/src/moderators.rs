@@ -6,71 +6,87 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Extension, Json};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Deserializer};
 use stagehand_engine::EngineError;
-use stagehand_engine::moderators::{ModeratorSession, Via};
+use stagehand_engine::moderators::Via;
 
-use crate::AppState;
-use crate::auth::{Streamer, cookie};
+use crate::auth::{self, Streamer};
+use crate::cookies::{self, CookieScope};
 use crate::error::ApiError;
+use crate::extract::FormOrJson;
 use crate::guard::Relayed;
+use crate::moderator_socket;
+use crate::pages::PAGE_CSP;
+use crate::state::AppState;
 
-/// The moderator session cookie (separate from the streamer's).
-pub const MODERATOR_COOKIE: &str = "stagehand_moderator";
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+/// The moderator routes: links, sessions, the panel and its socket.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/moderator-keys/generate", post(generate))
+        .route("/api/moderator-keys/consume", post(consume))
+        .route("/api/moderator-sessions", get(sessions))
+        .route("/api/moderator-sessions/{id}", delete(revoke))
+        .route("/m/{key}", get(link_page))
+        .route("/moderator", get(panel))
+        .route("/ws/moderator", get(moderator_socket::socket))
 }
 
-/// Fields of a JSON object or a urlencoded form; repeated form keys collect into arrays.
-fn fields(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if is_form(headers) {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|e| ApiError::bad_request("invalid_fields", format!("invalid form: {e}")))?;
-        let mut map = serde_json::Map::new();
-        for (k, v) in pairs {
-            match map.get_mut(&k) {
-                Some(serde_json::Value::Array(list)) => list.push(v.into()),
-                Some(existing) => {
-                    *existing = serde_json::Value::Array(vec![existing.take(), v.into()])
-                }
-                None => {
-                    map.insert(k, v.into());
-                }
-            }
-        }
-        Ok(map)
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(serde_json::Value::Object(map)) => Ok(map),
-            Ok(_) => Err(ApiError::bad_request("invalid_json", "send a JSON object")),
-            Err(e) => Err(ApiError::bad_request("invalid_json", e.to_string())),
-        }
+/// Body of `POST /api/moderator-keys/generate`, as JSON or a form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateKey {
+    label: String,
+    #[serde(deserialize_with = "scope_list")]
+    scopes: Vec<String>,
+    #[serde(default, deserialize_with = "whole_number")]
+    ttl_seconds: Option<u64>,
+    #[serde(default)]
+    streamer_id: Option<String>,
+}
+
+/// Scopes: a JSON array, repeated form fields, or one string; each string may hold several
+/// scopes separated by commas or spaces.
+fn scope_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let split = |s: &str| {
+        s.split([',', ' '])
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    match OneOrMany::deserialize(d) {
+        Ok(OneOrMany::One(s)) => Ok(split(&s)),
+        Ok(OneOrMany::Many(list)) => Ok(list.iter().flat_map(|s| split(s)).collect()),
+        Err(_) => Err(serde::de::Error::custom(
+            "`scopes` is a list of strings or one string",
+        )),
     }
 }
 
-fn string_field(
-    map: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Result<Option<String>, ApiError> {
-    match map.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-            format!("`{name}` must be a string"),
-        )),
+/// A whole number, as a JSON number or its decimal text (a form field); `null` is none.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(u64),
+        Text(String),
+    }
+    let invalid = || serde::de::Error::custom("`ttl_seconds` must be a whole number");
+    match Option::<NumberOrText>::deserialize(d) {
+        Ok(None) => Ok(None),
+        Ok(Some(NumberOrText::Number(n))) => Ok(Some(n)),
+        Ok(Some(NumberOrText::Text(s))) => s.parse().map(Some).map_err(|_| invalid()),
+        Err(_) => Err(invalid()),
     }
 }
 
@@ -78,64 +94,14 @@ fn string_field(
 pub async fn generate(
     _: Streamer,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    FormOrJson { value: body, .. }: FormOrJson<GenerateKey>,
 ) -> Result<Response, ApiError> {
-    let map = fields(&headers, &body?)?;
-    let invalid = |m: &str| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-            m.to_owned(),
-        )
-    };
-    for key in map.keys() {
-        if !["label", "scopes", "ttl_seconds", "streamer_id"].contains(&key.as_str()) {
-            return Err(invalid(&format!(
-                "unknown field `{}`",
-                key.chars().take(40).collect::<String>()
-            )));
-        }
-    }
-    let label = string_field(&map, "label")?.ok_or_else(|| invalid("`label` is required"))?;
-    // Scopes: a JSON array, repeated form fields, or one string separated by commas or spaces.
-    let scopes: Vec<String> = match map.get("scopes") {
-        Some(serde_json::Value::Array(list)) => list
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid("`scopes` holds strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .iter()
-            .flat_map(|s| {
-                s.split([',', ' '])
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect(),
-        Some(serde_json::Value::String(s)) => s
-            .split([',', ' '])
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => return Err(invalid("`scopes` is required")),
-    };
-    let ttl = match map.get("ttl_seconds") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => Some(
-            n.as_u64()
-                .ok_or_else(|| invalid("`ttl_seconds` must be a whole number"))?,
-        ),
-        Some(serde_json::Value::String(s)) => Some(
-            s.parse()
-                .map_err(|_| invalid("`ttl_seconds` must be a whole number"))?,
-        ),
-        Some(_) => return Err(invalid("`ttl_seconds` must be a whole number")),
-    };
-    let streamer_id = string_field(&map, "streamer_id")?;
+    let GenerateKey {
+        label,
+        scopes,
+        ttl_seconds: ttl,
+        streamer_id,
+    } = body;
     let made = state
         .engine
         .moderator_key_generate(&label, &scopes, ttl, streamer_id)
@@ -170,30 +136,13 @@ fn base(relayed: Option<&Relayed>) -> &str {
     relayed.map_or("", |r| r.door.prefix.as_str())
 }
 
-/// The session cookie, scoped to the relay's tunnel path (and `Secure` over TLS) when the
-/// moderator came through the relay, so it is never sent to anything else on the relay's name.
-fn session_cookie(
-    token: &str,
-    max_age: i64,
-    relayed: Option<&Relayed>,
-) -> Result<HeaderValue, ApiError> {
-    let path = format!("{}/", base(relayed));
-    let secure = if relayed.is_some_and(|r| r.door.secure) {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{MODERATOR_COOKIE}={token}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={}{secure}",
-        max_age.max(0)
-    ))
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "bad cookie",
-        )
-    })
+/// Where the moderator's session cookie applies: under the relay's tunnel path (and `Secure`
+/// over TLS) when the moderator came through the relay.
+fn cookie_scope(relayed: Option<&Relayed>) -> CookieScope<'_> {
+    CookieScope {
+        prefix: base(relayed),
+        secure: relayed.is_some_and(|r| r.door.secure),
+    }
 }
 
 fn refused_page(status: StatusCode, relayed: Option<&Relayed>) -> Response {
@@ -201,11 +150,19 @@ fn refused_page(status: StatusCode, relayed: Option<&Relayed>) -> Response {
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
         ],
         Html(stagehand_ui::moderator_link_refused_page(base(relayed))),
     )
         .into_response()
+}
+
+/// Body of `POST /api/moderator-keys/consume`; other fields are ignored, and a missing key is
+/// refused like a wrong one.
+#[derive(Debug, Deserialize)]
+pub struct ConsumeKey {
+    #[serde(default)]
+    key: Option<String>,
 }
 
 /// `POST /api/moderator-keys/consume` — form or JSON `key`; sets the session cookie.
@@ -213,8 +170,7 @@ pub async fn consume(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     relayed: Option<Extension<Relayed>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Result<FormOrJson<ConsumeKey>, ApiError>,
 ) -> Result<Response, ApiError> {
     let relayed = relayed.map(|Extension(r)| r);
     let relayed = relayed.as_ref();
@@ -228,11 +184,10 @@ pub async fn consume(
         None => peer.ip(),
     };
     if let Err(retry) = state.consume_limiter.check(client, state.engine.now_ms()) {
-        return Ok(crate::auth::rate_limited(retry));
+        return Ok(ApiError::rate_limited(retry));
     }
-    let form = is_form(&headers);
-    let map = fields(&headers, &body?)?;
-    let key = string_field(&map, "key")?.unwrap_or_default();
+    let FormOrJson { value, form } = body?;
+    let key = value.key.unwrap_or_default();
     let via = if relayed.is_some() {
         Via::Relay
     } else {
@@ -245,7 +200,6 @@ pub async fn consume(
     {
         Ok(opened) => {
             let max_age = (opened.session.expires_ms - state.engine.now_ms()) / 1000;
-            let cookie = session_cookie(opened.token.expose(), max_age, relayed)?;
             let mut response = if form {
                 Redirect::to(&format!("{}/moderator", base(relayed))).into_response()
             } else {
@@ -256,7 +210,12 @@ pub async fn consume(
                 }))
                 .into_response()
             };
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            cookies::set_moderator(
+                &mut response,
+                opened.token.expose(),
+                max_age,
+                cookie_scope(relayed),
+            )?;
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -283,7 +242,7 @@ pub async fn link_page(Path(key): Path<String>, relayed: Option<Extension<Relaye
     (
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
         ],
         Html(stagehand_ui::moderator_link_page(
             &key,
@@ -291,19 +250,6 @@ pub async fn link_page(Path(key): Path<String>, relayed: Option<Extension<Relaye
         )),
     )
         .into_response()
-}
-
-pub(crate) async fn moderator_from(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<Option<ModeratorSession>, ApiError> {
-    let token =
-        cookie(headers, MODERATOR_COOKIE).or_else(|| query.get("session").map(String::as_str));
-    match token {
-        Some(t) => Ok(state.engine.moderator_session(t).await?),
-        None => Ok(None),
-    }
 }
 
 /// `GET /moderator` — the panel, for a live moderator session.
@@ -314,15 +260,15 @@ pub async fn panel(
 ) -> Result<Response, ApiError> {
     let relayed = relayed.map(|Extension(r)| r);
     let prefix = base(relayed.as_ref()).to_owned();
-    let Some(session) = moderator_from(&state, &headers, &HashMap::new()).await? else {
+    let Some(session) = auth::moderator(&state, &headers, &HashMap::new()).await? else {
         // A cookie that no longer opens anything means access ended (revoked or expired);
         // no cookie at all means the link was never opened here.
-        if cookie(&headers, MODERATOR_COOKIE).is_some() {
+        if cookies::moderator(&headers).is_some() {
             return Ok((
                 StatusCode::UNAUTHORIZED,
                 [
                     (header::CACHE_CONTROL, "no-store"),
-                    (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+                    (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
                 ],
                 Html(stagehand_ui::moderator_access_ended_page(&prefix)),
             )
@@ -343,7 +289,7 @@ pub async fn panel(
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, crate::routes::PAGE_CSP),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
         ],
         Html(stagehand_ui::moderator_panel_page(&view)),
     )

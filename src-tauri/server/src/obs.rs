@@ -1,15 +1,35 @@
-//! OBS routes: status, scenes, switching, and the password (kept in the secret store).
+//! OBS routes: status, health, scenes, switching, sources, streaming and recording, and the
+//! password (kept in the secret store).
 
-use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::routing::{MethodRouter, get, post, put};
+use axum::{Json, Router};
 use serde::Deserialize;
 use stagehand_engine::Secret;
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The OBS routes.
+///
+/// `/obs/sources` is the path the spec names: it stays as an alias that answers exactly as
+/// `/api/obs/sources` does (the same handler). New clients use the `/api/` path.
+pub fn routes() -> Router<AppState> {
+    let sources = || -> MethodRouter<AppState> { post(source) };
+    Router::new()
+        .route("/api/obs/status", get(status))
+        .route("/api/obs/health", get(health))
+        .route("/api/obs/scenes", get(scenes))
+        .route("/api/obs/scenes/current", post(switch))
+        .route("/api/obs/password", put(password))
+        .route("/api/obs/sources", sources())
+        .route("/obs/sources", sources())
+        .route("/api/obs/stream/{action}", post(stream))
+        .route("/api/obs/record/{action}", post(record))
+}
 
 /// `GET /api/obs/status`
 pub async fn status(
@@ -66,7 +86,7 @@ pub async fn password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /obs/sources` — `{scene, url | overlayId, w, h, x, y, name?}`; idempotent by name.
+/// `POST /api/obs/sources` (alias `/obs/sources`) — `{scene, url | overlayId, w, h, x, y, name?}`; idempotent by name.
 pub async fn source(
     _: Streamer,
     State(state): State<AppState>,
@@ -85,7 +105,7 @@ pub async fn source(
 pub async fn stream(
     _: Streamer,
     State(state): State<AppState>,
-    axum::extract::Path(action): axum::extract::Path<String>,
+    Path(action): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let start = start_or_stop(&action)?;
     state.engine.obs_stream(start).await?;
@@ -96,7 +116,7 @@ pub async fn stream(
 pub async fn record(
     _: Streamer,
     State(state): State<AppState>,
-    axum::extract::Path(action): axum::extract::Path<String>,
+    Path(action): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let start = start_or_stop(&action)?;
     let path = state.engine.obs_record(start).await?;

@@ -20,7 +20,8 @@ use stagehand_engine::EngineError;
 use stagehand_engine::overlays::Overlay;
 use tokio::time::{Instant, interval_at};
 
-use crate::AppState;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENT_LIMIT: Duration = Duration::from_secs(45);
@@ -32,7 +33,7 @@ pub async fn upgrade(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response, crate::error::ApiError> {
+) -> Result<Response, ApiError> {
     let upgrade = crate::ws::upgrade_or_error(upgrade)?;
     let verdict = state
         .engine

@@ -1,21 +1,41 @@
-//! Overlay routes: the streamer's API (overlays, scenes, alerts, figures) and what OBS loads
-//! (the signed page and its assets). The socket lives in `overlay_socket`.
+//! Overlay routes: the streamer's API for overlays themselves (`/api/overlays…`, with the
+//! spec's `/overlays…` as aliases) and what OBS loads (the signed page, its assets and its
+//! socket, which lives in `overlay_socket`). What is shown on an overlay is in `scenes`.
 
 use std::collections::HashMap;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
-use stagehand_engine::overlays::{
-    AlertRequest, ChartUpdate, ChatMessage, Overlay, OverlayChanges, Scene,
-};
+use stagehand_engine::overlays::{Overlay, OverlayChanges};
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
+use crate::overlay_socket;
+use crate::state::AppState;
+
+/// The overlay routes.
+///
+/// `/overlays` and `/overlays/{id}` are the paths the spec names: they stay as aliases that
+/// answer exactly as `/api/overlays` and `/api/overlays/{id}` do (the same handlers), for
+/// scripts written against the spec. New clients use the `/api/` paths.
+pub fn routes() -> Router<AppState> {
+    let collection = || -> MethodRouter<AppState> { get(list).post(create) };
+    let one = || -> MethodRouter<AppState> { get(get_one).patch(update).delete(delete) };
+    Router::new()
+        .route("/api/overlays", collection())
+        .route("/api/overlays/{id}", one())
+        .route("/overlays", collection())
+        .route("/overlays/{id}", one())
+        .route("/api/overlays/rotate-key", post(rotate_key))
+        .route("/o/{id}", get(page))
+        .route("/overlay-assets/{file}", get(asset))
+        .route("/ws/overlay/{id}", get(overlay_socket::upgrade))
+}
 
 /// The overlay page, sent verbatim.
 pub const OVERLAY_HTML: &str = include_str!("../../../overlays/overlay.html");
@@ -63,15 +83,13 @@ fn expiry(state: &AppState, expires_in: Option<u64>) -> Result<Option<u64>, ApiE
             let now = u64::try_from(state.engine.now_ms() / 1000).unwrap_or(0);
             Ok(Some(now + s))
         }
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
+        Some(_) => Err(ApiError::invalid_fields(
             "expires_in must be between 1 second and 1 year",
         )),
     }
 }
 
-/// `POST /overlays` body.
+/// `POST /api/overlays` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOverlay {
@@ -82,7 +100,7 @@ pub struct CreateOverlay {
     expires_in: Option<u64>,
 }
 
-/// `POST /overlays`
+/// `POST /api/overlays`
 pub async fn create(
     _: Streamer,
     State(state): State<AppState>,
@@ -97,7 +115,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(with_link(&state, &overlay, exp))).into_response())
 }
 
-/// `GET /overlays`
+/// `GET /api/overlays`
 pub async fn list(
     _: Streamer,
     State(state): State<AppState>,
@@ -110,20 +128,20 @@ pub async fn list(
     Ok(Json(serde_json::json!({ "overlays": list })))
 }
 
-/// `GET /overlays/{id}`
+/// `GET /api/overlays/{id}`
 pub async fn get_one(
     _: Streamer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::invalid_query(&e))?;
     let exp = expiry(&state, q.expires_in)?;
     let overlay = state.engine.overlay_get(&id).await?;
     Ok(Json(with_link(&state, &overlay, exp)))
 }
 
-/// `PATCH /overlays/{id}` body.
+/// `PATCH /api/overlays/{id}` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOverlay {
@@ -132,7 +150,7 @@ pub struct UpdateOverlay {
     height: Option<u32>,
 }
 
-/// `PATCH /overlays/{id}`
+/// `PATCH /api/overlays/{id}`
 pub async fn update(
     _: Streamer,
     State(state): State<AppState>,
@@ -154,7 +172,7 @@ pub async fn update(
     Ok(Json(with_link(&state, &overlay, None)))
 }
 
-/// `DELETE /overlays/{id}`
+/// `DELETE /api/overlays/{id}`
 pub async fn delete(
     _: Streamer,
     State(state): State<AppState>,
@@ -171,110 +189,6 @@ pub async fn rotate_key(
 ) -> Result<StatusCode, ApiError> {
     state.engine.rotate_overlay_key().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
-/// `GET /api/overlays/{id}/scene`
-pub async fn scene_get(
-    _: Streamer,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let scene = state.engine.scene_get(&id).await?;
-    Ok(([(header::ETAG, etag(scene.version))], Json(scene)).into_response())
-}
-
-/// `PUT /api/overlays/{id}/scene` body: the whole scene (a batch of edits is one save).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutScene {
-    /// The version the edit started from (or send `If-Match`).
-    version: Option<i64>,
-    scene: Scene,
-}
-
-/// `PUT /api/overlays/{id}/scene`
-pub async fn scene_put(
-    _: Streamer,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    json: Result<Json<PutScene>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let req = body(json)?;
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .parse::<i64>()
-        });
-    let base = match (req.version, if_match) {
-        (Some(v), None) => v,
-        (None, Some(Ok(v))) => v,
-        (Some(v), Some(Ok(m))) if v == m => v,
-        (Some(_), Some(Ok(_))) => {
-            return Err(ApiError::bad_request(
-                "invalid_fields",
-                "`version` and If-Match disagree",
-            ));
-        }
-        (_, Some(Err(_))) => {
-            return Err(ApiError::bad_request(
-                "invalid_fields",
-                "If-Match must be a version number",
-            ));
-        }
-        (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                "version_required",
-                "send the version the edit started from, as `version` or If-Match",
-            ));
-        }
-    };
-    let saved = state.engine.scene_save(&id, base, req.scene).await?;
-    Ok(([(header::ETAG, etag(saved.version))], Json(saved)).into_response())
-}
-
-/// `POST /api/alerts`
-pub async fn alert(
-    _: Streamer,
-    State(state): State<AppState>,
-    json: Result<Json<AlertRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let delivery = state.engine.alert_show(body(json)?).await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
-}
-
-/// `POST /api/chat/messages` — a chat line for chat boxes (test data now; chat later).
-pub async fn chat(
-    _: Streamer,
-    State(state): State<AppState>,
-    json: Result<Json<ChatMessage>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let delivery = state.engine.chat_message(body(json)?).await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
-}
-
-/// `POST /api/chart/updates` — points for chart layers (test data now; webhooks later).
-pub async fn chart(
-    _: Streamer,
-    State(state): State<AppState>,
-    json: Result<Json<ChartUpdate>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let delivery = state.engine.chart_update(body(json)?).await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
-}
-
-/// `GET /api/metrics/realtime`
-pub async fn realtime(_: Streamer, State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.engine.overlay_realtime())
 }
 
 /// `GET /o/{id}?sig=...` — the page OBS loads.

@@ -1,20 +1,71 @@
 //! The control panel's pages: each handler checks the session (or redirects to `/login`),
 //! reads what the page shows from the engine, maps it into the UI's view structs and renders.
-//! Nothing here changes anything: the pages' scripts call the JSON API for that.
+//! Nothing here changes anything: the pages' scripts call the JSON API for that. Also the
+//! sign-in page and the panel's stylesheet and scripts (`/ui/{file}`).
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
 use stagehand_engine::Engine;
 use stagehand_ui::panel::{
     AccountRow, AccountsView, CustomRow, DeliveryRow, HomeView, ModeratorsView, OverlayRow,
     OverlaysView, ProviderRow, SessionRow, SettingsView, TradingViewAuthView, WebhooksView,
 };
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
-use crate::routes::page;
+use crate::state::AppState;
+
+/// The panel's page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/panel/overlays", get(overlays))
+        .route("/panel/moderators", get(moderators))
+        .route("/panel/accounts", get(accounts_page))
+        .route("/panel/webhooks", get(webhooks))
+        .route("/panel/settings", get(settings))
+        .route("/login", get(login_page))
+        .route("/ui/{file}", get(asset))
+}
+
+/// What the panel's pages may load: only this server.
+pub(crate) const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// A rendered page with the panel's CSP, never cached.
+pub(crate) fn page(html: String) -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// `GET /login` — the sign-in page.
+pub async fn login_page() -> Response {
+    page(stagehand_ui::login_page(None))
+}
+
+/// `GET /ui/{file}` — the UI's stylesheet and scripts, compiled into the binary.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let Some((body, kind)) = stagehand_ui::asset(&file) else {
+        return ApiError::not_found().into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 /// How many deliveries the Webhooks page lists, and the home page.
 const DELIVERIES_SHOWN: u32 = 50;

@@ -1,15 +1,23 @@
 //! Relay link routes: its status and the tunnel secret (kept in the secret store).
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
 use serde::Deserialize;
 use stagehand_engine::Secret;
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The relay link routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/relay/status", get(status))
+        .route("/api/relay/secret", put(secret))
+}
 
 /// `GET /api/relay/status`
 pub async fn status(

@@ -5,16 +5,24 @@
 //! cannot send headers, and the name is a hash that cannot be computed without the data dir's
 //! instance id, so it is as unguessable as the page's own signed link.
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use stagehand_engine::tts::{SpeakRequest, TtsError};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use stagehand_engine::tts::SpeakRequest;
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The speech routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/tts/speak", post(speak))
+        .route("/tts/{file}", get(audio))
+}
 
 /// `POST /api/tts/speak`
 pub async fn speak(
@@ -42,47 +50,4 @@ pub async fn audio(
         bytes,
     )
         .into_response())
-}
-
-/// The status and code of each speech error.
-pub(crate) fn error(err: TtsError) -> ApiError {
-    let message = err.to_string();
-    match err {
-        TtsError::Invalid(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
-        }
-        TtsError::VoiceUnavailable { .. } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "tts_voice_unavailable",
-            message,
-        ),
-        TtsError::Render { engine, .. } => {
-            // The program's stderr may quote paths; it goes to the log only.
-            tracing::error!(error = %message, "speech render failed");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "tts_render_failed",
-                format!("{engine} could not render the speech; details are in Stagehand's log"),
-            )
-        }
-        TtsError::Timeout { .. } => {
-            tracing::warn!(error = %message, "speech render timed out");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "tts_render_timeout",
-                message,
-            )
-        }
-        TtsError::AudioNotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, "tts_audio_not_found", message)
-        }
-        TtsError::Cache(e) => {
-            tracing::error!(error = %e, "speech cache failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "tts_cache_error",
-                "Stagehand could not read or write its speech cache; details are in its log",
-            )
-        }
-    }
 }

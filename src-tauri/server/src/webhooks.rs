@@ -12,24 +12,48 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
 use serde::Deserialize;
 use stagehand_engine::webhooks::{
     MAX_BODY_BYTES, TradingViewSecretKind, TradingViewSettings, WebhookOutcome, WebhookRequest,
     WebhookVia,
 };
 
-use crate::AppState;
 use crate::auth::Streamer;
 use crate::error::{ApiError, webhook_refusal};
+use crate::state::AppState;
+
+/// The webhook routes: the receivers senders post to, with their own body limit, and the
+/// streamer's settings.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/tradingview", post(receive).layer(body_limit()))
+        .route("/webhooks/custom/{name}", post(receive).layer(body_limit()))
+        .route("/api/webhooks", get(overview))
+        .route("/api/webhooks/deliveries", get(deliveries))
+        .route("/api/webhooks/tradingview", put(tradingview_configure))
+        .route(
+            "/api/webhooks/tradingview/secrets",
+            get(tradingview_secrets),
+        )
+        .route(
+            "/api/webhooks/tradingview/secrets/{which}",
+            delete(tradingview_clear),
+        )
+        .route("/api/webhooks/tradingview/rotate", post(tradingview_rotate))
+        .route("/api/webhooks/custom", post(custom_create))
+        .route("/api/webhooks/custom/{name}", delete(custom_delete))
+        .route("/api/webhooks/custom/{name}/rotate", post(custom_rotate))
+}
 
 /// The body limit of the receiving routes.
-pub fn body_limit() -> DefaultBodyLimit {
+fn body_limit() -> DefaultBodyLimit {
     DefaultBodyLimit::max(MAX_BODY_BYTES)
 }
 
@@ -117,7 +141,7 @@ pub async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::invalid_query(&e))?;
     let list = state
         .engine
         .webhook_deliveries(q.limit.unwrap_or(50))
@@ -178,13 +202,8 @@ pub struct RotateBody {
 }
 
 fn secret_kind(which: &str) -> Result<TradingViewSecretKind, ApiError> {
-    TradingViewSecretKind::parse(which).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
-            "`which` must be token, hmac or passphrase",
-        )
-    })
+    TradingViewSecretKind::parse(which)
+        .ok_or_else(|| ApiError::invalid_fields("`which` must be token, hmac or passphrase"))
 }
 
 /// `POST /api/webhooks/tradingview/rotate` — `{which: token|hmac|passphrase}`; a new random

@@ -5,17 +5,26 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
+use stagehand_protocol::ErrorCode;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::AppState;
-use crate::auth::{SESSION_COOKIE, Streamer, cookie, token_header};
+use crate::auth::{Streamer, token_header};
+use crate::cookies;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The streamer's event socket.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ws/events", get(events))
+}
 
 /// How often a cookie-authenticated socket re-checks that its session still exists.
 const SESSION_RECHECK: Duration = Duration::from_secs(15);
@@ -43,13 +52,7 @@ pub fn upgrade_sized(
                 .max_message_size(max_message)
                 .max_frame_size(max_message)
         })
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UPGRADE_REQUIRED,
-                "upgrade_required",
-                e.body_text(),
-            )
-        })
+        .map_err(|e| ApiError::new(ErrorCode::UpgradeRequired, e.body_text()))
 }
 
 /// Upgrades to the event stream.
@@ -63,7 +66,7 @@ pub async fn events(
     // one opened with the token lives as long as the token.
     let session = match token_header(&headers) {
         Some(_) => None,
-        None => cookie(&headers, SESSION_COOKIE).map(str::to_owned),
+        None => cookies::session(&headers).map(str::to_owned),
     };
     Ok(upgrade_or_error(upgrade)?.on_upgrade(move |socket| forward(socket, state, session)))
 }

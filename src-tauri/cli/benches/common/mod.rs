@@ -1,9 +1,8 @@
-//! What the benches share: a real release `stagehand serve` on a fresh data dir, its token, and
-//! percentiles.
+//! What the benches share: a real release `stagehand serve` on a fresh data dir and its token
+//! (through `support::cli`, which the CLI's tests use too), overlay pages, and percentiles.
 
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -14,72 +13,22 @@ use tokio_tungstenite::tungstenite::Message;
 /// The binary under test (set by cargo for benches of this package).
 pub const BIN: &str = env!("CARGO_BIN_EXE_stagehand");
 
-/// A running `stagehand serve`; stopped with SIGTERM on drop.
-pub struct Served {
-    pub child: Child,
-    pub port: u16,
-    pub base: String,
-    pub token: String,
-    _dir: tempfile::TempDir,
-}
+/// A running `stagehand serve` on [`BIN`] (see [`support::cli::Served`]); stopped with SIGTERM
+/// on drop.
+pub struct Served(support::cli::Served);
 
 impl Served {
     /// Starts the server with the file secret backend plus `env`, and waits for its banner.
     pub fn start(env: &[(&str, &str)]) -> Served {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--port", &port.to_string(), "--data-dir"])
-            .arg(dir.path())
-            .env("STAGEHAND_SECRETS", "file")
-            .env("STAGEHAND_LOG", "warn")
-            .env("STAGEHAND_OBS_ENABLED", "false")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        // The first line of stdout says the server is listening.
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("running"), "{line}");
-        let token = Command::new(BIN)
-            .args(["token", "--data-dir"])
-            .arg(dir.path())
-            .env("STAGEHAND_SECRETS", "file")
-            .output()
-            .unwrap();
-        let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-        Served {
-            child,
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            token,
-            _dir: dir,
-        }
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        Served(support::cli::Served::start(BIN, env))
     }
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+impl std::ops::Deref for Served {
+    type Target = support::cli::Served;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -97,15 +46,7 @@ pub async fn create_overlay(
     token: &str,
     name: &str,
 ) -> serde_json::Value {
-    http.post(format!("{base}/overlays"))
-        .header("x-streamer-token", token)
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::cli::create_overlay(http, base, token, &serde_json::json!({ "name": name })).await
 }
 
 /// Waits until the engine at `base` is linked to its relay.

@@ -128,7 +128,9 @@ impl Engine {
             .into());
         }
         // The key first: a row without its key would list a destination that cannot stream.
-        self.secret_set(&key_secret(&id), Secret::new(key)).await?;
+        self.secrets()
+            .set(&key_secret(&id), Secret::new(key))
+            .await?;
         let now = self.now_ms();
         let (row_id, n) = (id.clone(), name.clone());
         let inserted = self
@@ -143,15 +145,16 @@ impl Engine {
             .await?;
         if !inserted {
             // Another request took the name in between.
-            self.secret_delete(&key_secret(&id)).await?;
+            self.secrets().delete(&key_secret(&id)).await?;
             return Err(AccountError::DestinationExists.into());
         }
-        self.audit(
-            AuditEntry::new("streamer", "destination.add", Outcome::Ok)
-                .target(id.clone())
-                .detail(serde_json::json!({ "name": name, "serverUrl": server_url })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "destination.add", Outcome::Ok)
+                    .target(id.clone())
+                    .detail(serde_json::json!({ "name": name, "serverUrl": server_url })),
+            )
+            .await?;
         Ok(Destination {
             masked_url: masked(&server_url),
             id,
@@ -192,7 +195,7 @@ impl Engine {
             })
             .await?
             .ok_or(AccountError::DestinationNotFound)?;
-        self.secret_delete(&key_secret(&found)).await?;
+        self.secrets().delete(&key_secret(&found)).await?;
         let row_id = found.clone();
         self.store()
             .call(move |conn| {
@@ -200,7 +203,8 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        self.audit(AuditEntry::new("streamer", "destination.delete", Outcome::Ok).target(found))
+        self.audit()
+            .record(AuditEntry::new("streamer", "destination.delete", Outcome::Ok).target(found))
             .await?;
         Ok(())
     }
@@ -210,7 +214,8 @@ impl Engine {
         if !id.starts_with("dst_") || id.len() > 40 {
             return Err(AccountError::DestinationNotFound.into());
         }
-        self.secret_get(&key_secret(id))
+        self.secrets()
+            .get(&key_secret(id))
             .await?
             .ok_or_else(|| AccountError::DestinationNotFound.into())
     }

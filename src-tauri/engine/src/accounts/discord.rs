@@ -127,7 +127,8 @@ impl Engine {
     /// answers it masked. Audited.
     pub async fn discord_webhook_set(&self, url: &str) -> Result<DiscordWebhook, EngineError> {
         let id = webhook_id(url)?;
-        self.secret_set(WEBHOOK_SECRET, Secret::new(url.trim()))
+        self.secrets()
+            .set(WEBHOOK_SECRET, Secret::new(url.trim()))
             .await?;
         let now = self.now_ms();
         let stored = id.clone();
@@ -142,11 +143,12 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        self.audit(
-            AuditEntry::new("streamer", "account.discord_webhook.set", Outcome::Ok)
-                .target(id.clone()),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "account.discord_webhook.set", Outcome::Ok)
+                    .target(id.clone()),
+            )
+            .await?;
         Ok(DiscordWebhook {
             url: masked_webhook(&id),
             set_at: rfc3339(now),
@@ -155,25 +157,26 @@ impl Engine {
 
     /// Removes the Discord webhook; `true` when there was one. Audited.
     pub async fn discord_webhook_clear(&self) -> Result<bool, EngineError> {
-        self.secret_delete(WEBHOOK_SECRET).await?;
+        self.secrets().delete(WEBHOOK_SECRET).await?;
         let removed = self
             .store()
             .call(|conn| Ok(conn.execute("DELETE FROM discord_webhook WHERE id = 1", [])? > 0))
             .await?;
         if removed {
-            self.audit(AuditEntry::new(
-                "streamer",
-                "account.discord_webhook.delete",
-                Outcome::Ok,
-            ))
-            .await?;
+            self.audit()
+                .record(AuditEntry::new(
+                    "streamer",
+                    "account.discord_webhook.delete",
+                    Outcome::Ok,
+                ))
+                .await?;
         }
         Ok(removed)
     }
 
     /// The Discord webhook URL itself, for the go-live announcement.
     pub async fn discord_webhook_url(&self) -> Result<Option<Secret>, EngineError> {
-        self.secret_get(WEBHOOK_SECRET).await
+        Ok(self.secrets().get(WEBHOOK_SECRET).await?)
     }
 }
 

@@ -40,13 +40,14 @@ impl Engine {
                 serde_json::json!({ "error": e.to_string() }),
             ),
         };
-        self.audit(
-            AuditEntry::new("streamer", "account.start", outcome)
-                .target(provider.as_str())
-                .client(client)
-                .detail(detail),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "account.start", outcome)
+                    .target(provider.as_str())
+                    .client(client)
+                    .detail(detail),
+            )
+            .await?;
         result
     }
 
@@ -213,13 +214,14 @@ impl Engine {
                 serde_json::json!({ "error": e.to_string() }),
             ),
         };
-        self.audit(
-            AuditEntry::new(actor, "account.callback", outcome)
-                .target(provider.as_str())
-                .client(client)
-                .detail(detail),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new(actor, "account.callback", outcome)
+                    .target(provider.as_str())
+                    .client(client)
+                    .detail(detail),
+            )
+            .await?;
         result
     }
 
@@ -345,7 +347,8 @@ impl Engine {
             access: grant.access,
             refresh: grant.refresh,
         };
-        self.secret_set(&provider.secret_name(), tokens.seal()?)
+        self.secrets()
+            .set(&provider.secret_name(), tokens.seal()?)
             .await?;
         let expires_ms = expiry(now, grant.expires_in);
         let (id, name, scope_text) = (identity.id, identity.name, scopes.join(" "));
@@ -471,7 +474,7 @@ impl Engine {
             },
             None => (false, Some("no tokens were stored".to_owned())),
         };
-        self.secret_delete(&provider.secret_name()).await?;
+        self.secrets().delete(&provider.secret_name()).await?;
         self.store()
             .call(move |conn| {
                 conn.execute(
@@ -487,16 +490,17 @@ impl Engine {
             "account.status",
             serde_json::json!({ "provider": provider, "status": "unlinked" }),
         );
-        self.audit(
-            AuditEntry::new("streamer", "account.unlink", Outcome::Ok)
-                .target(provider.as_str())
-                .client(client)
-                .detail(serde_json::json!({
-                    "accountId": link.account_id,
-                    "revoked": revoked,
-                })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "account.unlink", Outcome::Ok)
+                    .target(provider.as_str())
+                    .client(client)
+                    .detail(serde_json::json!({
+                        "accountId": link.account_id,
+                        "revoked": revoked,
+                    })),
+            )
+            .await?;
         Ok(Unlinked {
             provider,
             revoked,

@@ -703,7 +703,7 @@ impl Engine {
         if from_env.is_some() {
             return Ok(from_env);
         }
-        self.secret_get(&client_secret_name(provider)).await
+        Ok(self.secrets().get(&client_secret_name(provider)).await?)
     }
 
     fn account_client_id(&self, provider: Provider) -> Result<String, AccountError> {
@@ -746,15 +746,16 @@ impl Engine {
                     )
                     .into());
                 }
-                self.secret_set(&name, Secret::new(value)).await?;
+                self.secrets().set(&name, Secret::new(value)).await?;
                 "account.client_secret.set"
             }
             None => {
-                self.secret_delete(&name).await?;
+                self.secrets().delete(&name).await?;
                 "account.client_secret.delete"
             }
         };
-        self.audit(AuditEntry::new("streamer", action, Outcome::Ok).target(provider.as_str()))
+        self.audit()
+            .record(AuditEntry::new("streamer", action, Outcome::Ok).target(provider.as_str()))
             .await?;
         Ok(())
     }
@@ -887,7 +888,8 @@ impl Engine {
 
     async fn account_tokens(&self, provider: Provider) -> Result<Option<Tokens>, EngineError> {
         Ok(self
-            .secret_get(&provider.secret_name())
+            .secrets()
+            .get(&provider.secret_name())
             .await?
             .as_ref()
             .and_then(Tokens::open))

@@ -133,7 +133,8 @@ impl Engine {
                     // the old one working.
                     refresh: grant.refresh.or(tokens.refresh),
                 };
-                self.secret_set(&provider.secret_name(), fresh.seal()?)
+                self.secrets()
+                    .set(&provider.secret_name(), fresh.seal()?)
                     .await?;
                 let expires_ms = expiry(now, grant.expires_in);
                 let scopes = grant.scopes.map(|s| s.join(" "));
@@ -200,12 +201,13 @@ impl Engine {
     ) -> Result<AccountLink, EngineError> {
         self.account_set_status(provider, LinkStatus::NeedsRelogin, Some(reason.to_owned()))
             .await?;
-        self.audit(
-            AuditEntry::new("system", "account.refresh", Outcome::Failed)
-                .target(provider.as_str())
-                .detail(serde_json::json!({ "status": "needs_relogin", "reason": reason })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("system", "account.refresh", Outcome::Failed)
+                    .target(provider.as_str())
+                    .detail(serde_json::json!({ "status": "needs_relogin", "reason": reason })),
+            )
+            .await?;
         Err(AccountError::NeedsRelogin {
             title: provider.title(),
             reason: reason.to_owned(),
@@ -406,7 +408,7 @@ async fn account_watch(engine: Weak<EngineInner>, provider: Provider) {
         let engine = Engine { inner };
         (
             engine.accounts().link(provider),
-            Arc::clone(&engine.inner.clock),
+            Arc::clone(&engine.inner.core.clock),
         )
     }) else {
         return;

@@ -411,7 +411,7 @@ impl Engine {
         let mut last_sent = started_ms;
         loop {
             let due = last_sent + i64::try_from(interval).unwrap_or(60) * 1000;
-            self.inner.clock.sleep_until(due.min(expires_ms)).await;
+            self.inner.core.clock.sleep_until(due.min(expires_ms)).await;
             if !self.twitch_device_current(generation) {
                 return;
             }
@@ -533,7 +533,8 @@ impl Engine {
             ),
         };
         if let Err(e) = self
-            .audit(
+            .audit()
+            .record(
                 AuditEntry::new("streamer", "account.link", outcome)
                     .target(Provider::Twitch.as_str())
                     .detail(detail),

@@ -337,14 +337,15 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        self.audit(
-            AuditEntry::new("streamer", "moderator.key.generate", Outcome::Ok)
-                .target(label)
-                .detail(
-                    serde_json::json!({ "scopes": scopes_to_text(&scopes), "ttlSeconds": ttl }),
-                ),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "moderator.key.generate", Outcome::Ok)
+                    .target(label)
+                    .detail(
+                        serde_json::json!({ "scopes": scopes_to_text(&scopes), "ttlSeconds": ttl }),
+                    ),
+            )
+            .await?;
         Ok(NewModeratorKey {
             key,
             expires_ms,
@@ -421,7 +422,8 @@ impl Engine {
                 // The key is spent and the session exists: a failed audit write must not turn
                 // that into an error that loses the session token.
                 if let Err(e) = self
-                    .audit(
+                    .audit()
+                    .record(
                         AuditEntry::new(&session.actor(), "moderator.key.consume", Outcome::Ok)
                             .target(session.id.clone())
                             .client(client)
@@ -437,12 +439,13 @@ impl Engine {
                 })
             }
             None => {
-                self.audit(
-                    AuditEntry::new("anonymous", "moderator.key.consume", Outcome::Denied)
-                        .client(client)
-                        .detail(serde_json::json!({ "via": via.as_str() })),
-                )
-                .await?;
+                self.audit()
+                    .record(
+                        AuditEntry::new("anonymous", "moderator.key.consume", Outcome::Denied)
+                            .client(client)
+                            .detail(serde_json::json!({ "via": via.as_str() })),
+                    )
+                    .await?;
                 Err(ModeratorError::InvalidKey.into())
             }
         }
@@ -525,12 +528,13 @@ impl Engine {
             .await?;
         let label = label.ok_or(ModeratorError::NotFound)?;
         let _ = self.inner.moderator_revocations.send(id.to_owned());
-        self.audit(
-            AuditEntry::new("streamer", "moderator.session.revoke", Outcome::Ok)
-                .target(id.to_owned())
-                .detail(serde_json::json!({ "label": label })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "moderator.session.revoke", Outcome::Ok)
+                    .target(id.to_owned())
+                    .detail(serde_json::json!({ "label": label })),
+            )
+            .await?;
         Ok(())
     }
 
@@ -549,7 +553,7 @@ impl Engine {
         let (scope, what) = action.scope();
         let actor = session.actor();
         if !session.may(scope) {
-            self.audit(
+            self.audit().record(
                 AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
                     .target(session.id.clone())
                     .detail(serde_json::json!({ "reason": "scope", "scope": scope.as_str(), "via": session.via.as_str() })),
@@ -563,21 +567,25 @@ impl Engine {
             if !limits.audit_refusal(&session.id, name, now) {
                 return Err(limited.into());
             }
-            self.audit(
-                AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
-                    .target(session.id.clone())
-                    .detail(serde_json::json!({ "reason": "rate", "via": session.via.as_str() })),
-            )
-            .await?;
+            self.audit()
+                .record(
+                    AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied)
+                        .target(session.id.clone())
+                        .detail(
+                            serde_json::json!({ "reason": "rate", "via": session.via.as_str() }),
+                        ),
+                )
+                .await?;
             return Err(limited.into());
         }
         if let Err(why) = self.moderator_content_check(&action).await {
-            self.audit(
-                AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied).detail(
-                    serde_json::json!({ "reason": "content", "via": session.via.as_str() }),
-                ),
-            )
-            .await?;
+            self.audit()
+                .record(
+                    AuditEntry::new(&actor, &format!("moderator.{name}"), Outcome::Denied).detail(
+                        serde_json::json!({ "reason": "content", "via": session.via.as_str() }),
+                    ),
+                )
+                .await?;
             return Err(why);
         }
         let result = match action {
@@ -604,12 +612,13 @@ impl Engine {
             Err(EngineError::Overlay(OverlayError::Conflict { .. })) => Outcome::Denied,
             Err(_) => Outcome::Failed,
         };
-        self.audit(
-            AuditEntry::new(&actor, &format!("moderator.{name}"), outcome)
-                .target(session.id.clone())
-                .detail(serde_json::json!({ "via": session.via.as_str() })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new(&actor, &format!("moderator.{name}"), outcome)
+                    .target(session.id.clone())
+                    .detail(serde_json::json!({ "via": session.via.as_str() })),
+            )
+            .await?;
         result
     }
 }

@@ -243,7 +243,7 @@ impl Engine {
                 ObsError::Invalid("the password is longer than 256 characters".into()).into(),
             );
         }
-        self.secret_set(PASSWORD_SECRET, password).await?;
+        self.secrets().set(PASSWORD_SECRET, password).await?;
         if let Some(client) = self
             .inner
             .obs
@@ -262,7 +262,7 @@ impl Engine {
         if let Some(p) = &self.config().obs_password {
             return Some(p.clone());
         }
-        self.secret_get(PASSWORD_SECRET).await.ok().flatten()
+        self.secrets().get(PASSWORD_SECRET).await.ok().flatten()
     }
 
     /// Starts the supervisor that keeps Stagehand connected to OBS (does nothing when

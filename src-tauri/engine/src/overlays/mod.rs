@@ -264,7 +264,7 @@ impl Engine {
     /// Replaces the signing key: every existing link stops working, open pages are closed.
     pub async fn rotate_overlay_key(&self) -> Result<(), EngineError> {
         let key = Secret::new(crate::random::token(32)?);
-        self.secret_set(SIGNING_KEY_SECRET, key.clone()).await?;
+        self.secrets().set(SIGNING_KEY_SECRET, key.clone()).await?;
         *self
             .inner
             .overlay_key

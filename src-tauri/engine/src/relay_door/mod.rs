@@ -24,6 +24,7 @@ use std::sync::{Arc, RwLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::future::BoxFuture;
+use stagehand_protocol::ErrorBody;
 use stagehand_protocol::relay::{
     CLOSE_TOO_BIG, EngineMessage, HttpResponse, MAX_LINK_MESSAGE, RelayMessage, STREAM_WINDOW,
     StreamClose, StreamData, StreamId, moderator_prefix,
@@ -352,7 +353,13 @@ async fn refuse(
     code: &str,
     message: &str,
 ) {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let body = match serde_json::to_string(&ErrorBody::new(code, message)) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the relay door's answer");
+            return;
+        }
+    };
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if code == "streamer_offline" {
         headers.push((OFFLINE_HEADER.to_owned(), "1".to_owned()));

@@ -187,7 +187,7 @@ impl Engine {
                  headers (Standard Webhooks)",
             )));
         };
-        let Some(secret) = self.secret_get(&secret_name(name)).await? else {
+        let Some(secret) = self.secrets().get(&secret_name(name)).await? else {
             tracing::error!(endpoint = name, "a custom webhook endpoint has no secret");
             return Ok(Err(WebhookRefusal::new(
                 RefusalCode::InvalidSignature,
@@ -318,7 +318,7 @@ impl Engine {
                 Ok(Ok(()))
             })
             .await??;
-        if let Err(e) = self.secret_set(&secret_name(name), secret.clone()).await {
+        if let Err(e) = self.secrets().set(&secret_name(name), secret.clone()).await {
             // Without its secret the endpoint could never be used; take it back.
             let n = name.to_owned();
             self.store()
@@ -327,14 +327,15 @@ impl Engine {
                     Ok(())
                 })
                 .await?;
-            return Err(e);
+            return Err(e.into());
         }
-        self.audit(
-            AuditEntry::new("streamer", "webhook.custom.create", Outcome::Ok)
-                .target(name.to_owned())
-                .detail(serde_json::json!({ "overlayId": overlay_id })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "webhook.custom.create", Outcome::Ok)
+                    .target(name.to_owned())
+                    .detail(serde_json::json!({ "overlayId": overlay_id })),
+            )
+            .await?;
         Ok(NewCustomEndpoint {
             endpoint: CustomEndpoint {
                 name: name.to_owned(),
@@ -363,12 +364,13 @@ impl Engine {
         if deleted == 0 {
             return Err(WebhookError::NotFound.into());
         }
-        self.secret_delete(&secret_name(name)).await?;
-        self.audit(
-            AuditEntry::new("streamer", "webhook.custom.delete", Outcome::Ok)
-                .target(name.to_owned()),
-        )
-        .await?;
+        self.secrets().delete(&secret_name(name)).await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "webhook.custom.delete", Outcome::Ok)
+                    .target(name.to_owned()),
+            )
+            .await?;
         Ok(())
     }
 
@@ -392,12 +394,15 @@ impl Engine {
             return Err(WebhookError::NotFound.into());
         }
         let secret = new_secret()?;
-        self.secret_set(&secret_name(name), secret.clone()).await?;
-        self.audit(
-            AuditEntry::new("streamer", "webhook.custom.rotate", Outcome::Ok)
-                .target(name.to_owned()),
-        )
-        .await?;
+        self.secrets()
+            .set(&secret_name(name), secret.clone())
+            .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "webhook.custom.rotate", Outcome::Ok)
+                    .target(name.to_owned()),
+            )
+            .await?;
         Ok(secret)
     }
 }

@@ -544,11 +544,13 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        self.audit(
-            AuditEntry::new("streamer", "webhook.tradingview.configure", Outcome::Ok)
-                .detail(serde_json::json!({ "overlayId": saved.overlay_id, "chart": saved.chart })),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "webhook.tradingview.configure", Outcome::Ok).detail(
+                    serde_json::json!({ "overlayId": saved.overlay_id, "chart": saved.chart }),
+                ),
+            )
+            .await?;
         Ok(saved)
     }
 
@@ -578,12 +580,13 @@ impl Engine {
                 passphrase: keys.passphrase.clone(),
             }
         };
-        self.audit(AuditEntry::new(
-            "streamer",
-            "webhook.tradingview.secrets.reveal",
-            Outcome::Ok,
-        ))
-        .await?;
+        self.audit()
+            .record(AuditEntry::new(
+                "streamer",
+                "webhook.tradingview.secrets.reveal",
+                Outcome::Ok,
+            ))
+            .await?;
         Ok(secrets)
     }
 
@@ -605,7 +608,9 @@ impl Engine {
             TradingViewSecretKind::Hmac => 32,
             TradingViewSecretKind::Passphrase => 18,
         })?);
-        self.secret_set(which.secret_name(), value.clone()).await?;
+        self.secrets()
+            .set(which.secret_name(), value.clone())
+            .await?;
         {
             let mut keys = self
                 .inner
@@ -618,11 +623,12 @@ impl Engine {
                 TradingViewSecretKind::Passphrase => keys.passphrase = Some(value.clone()),
             }
         }
-        self.audit(
-            AuditEntry::new("streamer", "webhook.tradingview.rotate", Outcome::Ok)
-                .target(which.as_str()),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "webhook.tradingview.rotate", Outcome::Ok)
+                    .target(which.as_str()),
+            )
+            .await?;
         Ok(value)
     }
 
@@ -638,7 +644,7 @@ impl Engine {
             )
             .into());
         }
-        self.secret_delete(which.secret_name()).await?;
+        self.secrets().delete(which.secret_name()).await?;
         {
             let mut keys = self
                 .inner
@@ -650,11 +656,12 @@ impl Engine {
                 _ => keys.passphrase = None,
             }
         }
-        self.audit(
-            AuditEntry::new("streamer", "webhook.tradingview.clear", Outcome::Ok)
-                .target(which.as_str()),
-        )
-        .await?;
+        self.audit()
+            .record(
+                AuditEntry::new("streamer", "webhook.tradingview.clear", Outcome::Ok)
+                    .target(which.as_str()),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -78,7 +78,7 @@ pub enum SecretError {
 }
 
 /// A place to keep secrets by name. Calls may block (D-Bus, file I/O): async code reaches
-/// them through [`crate::Engine`], which runs them on the blocking pool.
+/// them through [`Secrets`], which runs them on the blocking pool.
 pub trait SecretStore: Send + Sync + 'static {
     /// Which backend this is.
     fn kind(&self) -> SecretBackendKind;
@@ -90,6 +90,62 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, name: &str, value: &Secret) -> Result<(), SecretError>;
     /// Removes a secret; `true` when there was one.
     fn delete(&self, name: &str) -> Result<bool, SecretError>;
+}
+
+/// The secret store as async code reaches it: every call runs on the blocking pool, since
+/// D-Bus and file I/O block. Cheap to clone.
+#[derive(Clone)]
+pub struct Secrets {
+    backend: Arc<dyn SecretStore>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("backend", &self.backend.kind())
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// Async access to `backend`.
+    pub fn new(backend: Arc<dyn SecretStore>) -> Self {
+        Self { backend }
+    }
+
+    /// The backend itself, for its kind and location (which do not block).
+    pub fn backend(&self) -> &dyn SecretStore {
+        self.backend.as_ref()
+    }
+
+    /// Runs `f` with the backend on the blocking pool.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore) -> Result<T, SecretError> + Send + 'static,
+    ) -> Result<T, SecretError> {
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || f(backend.as_ref()))
+            .await
+            .map_err(|e| SecretError::Backend(format!("secret task failed: {e}")))?
+    }
+
+    /// Reads a secret.
+    pub async fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
+        let name = name.to_owned();
+        self.with(move |s| s.get(&name)).await
+    }
+
+    /// Writes a secret.
+    pub async fn set(&self, name: &str, value: Secret) -> Result<(), SecretError> {
+        let name = name.to_owned();
+        self.with(move |s| s.set(&name, &value)).await
+    }
+
+    /// Deletes a secret.
+    pub async fn delete(&self, name: &str) -> Result<bool, SecretError> {
+        let name = name.to_owned();
+        self.with(move |s| s.delete(&name)).await
+    }
 }
 
 /// Checks a secret name.

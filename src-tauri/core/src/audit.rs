@@ -3,14 +3,15 @@
 //! Every capability that changes something on the streamer's behalf, or refuses to, writes an
 //! entry. Entries never hold secret values: callers put names, ids and outcomes in `detail`.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::clock::rfc3339;
-use crate::store::StoreError;
-use crate::{Engine, EngineError};
+use crate::clock::{Clock, rfc3339};
+use crate::events::EventBus;
+use crate::store::{Store, StoreError};
 
 /// How an audited action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,15 +112,45 @@ const PRUNE_BATCH: usize = 5000;
 /// Largest page `audit_list` returns.
 pub const MAX_PAGE: u32 = 500;
 
-impl Engine {
+/// The audit log: writes entries (pruning those past retention as it goes) and lists them.
+#[derive(Clone)]
+pub struct Audit {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    events: EventBus,
+    retention_days: u32,
+    /// When the log was last pruned (0: not yet in this process).
+    pruned_ms: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("retention_days", &self.retention_days)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Audit {
+    /// The audit log in `store`, keeping entries for `retention_days`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, events: EventBus, retention_days: u32) -> Self {
+        Self {
+            store,
+            clock,
+            events,
+            retention_days,
+            pruned_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
     /// Records an audit entry and announces it on the event bus.
-    pub async fn audit(&self, entry: AuditEntry) -> Result<i64, EngineError> {
-        let ts_ms = self.now_ms();
+    pub async fn record(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        let ts_ms = self.clock.now_ms();
         let detail = entry.detail.to_string();
         let e = entry.clone();
         let prune_before = self.audit_prune_due(ts_ms);
         let id = self
-            .store()
+            .store
             .call(move |conn| {
                 // At most PRUNE_BATCH rows at a time, so a long backlog never holds the one
                 // writer for long; a full batch asks for another on the next write. A failed
@@ -159,9 +190,9 @@ impl Engine {
             .await?;
         let (id, more) = id;
         if more {
-            self.inner.audit_pruned_ms.store(0, Ordering::Relaxed);
+            self.pruned_ms.store(0, Ordering::Relaxed);
         }
-        self.events().publish(
+        self.events.publish(
             "audit.recorded",
             serde_json::json!({
                 "id": id,
@@ -177,28 +208,27 @@ impl Engine {
     /// this process); `None` otherwise.
     fn audit_prune_due(&self, now_ms: i64) -> Option<i64> {
         const EVERY_MS: i64 = 3_600_000;
-        let last = &self.inner.audit_pruned_ms;
+        let last = &self.pruned_ms;
         let before = last.load(Ordering::Relaxed);
         if before != 0 && now_ms - before < EVERY_MS {
             return None;
         }
         last.compare_exchange(before, now_ms, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
-        let days = i64::from(self.config().logging.audit_retention_days);
+        let days = i64::from(self.retention_days);
         Some(now_ms - days * 86_400_000)
     }
 
     /// Lists entries, newest first, at most `limit` (capped at [`MAX_PAGE`]), older than
     /// `before` when given.
-    pub async fn audit_list(
+    pub async fn list(
         &self,
         limit: u32,
         before: Option<i64>,
-    ) -> Result<Vec<AuditRecord>, EngineError> {
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let before = before.unwrap_or(i64::MAX);
-        Ok(self
-            .store()
+        self.store
             .call(move |conn| {
                 let mut stmt = conn.prepare(
                     "SELECT id, ts_ms, actor, action, target, outcome, client, detail
@@ -220,6 +250,6 @@ impl Engine {
                 rows.collect::<Result<Vec<_>, _>>()
                     .map_err(StoreError::from)
             })
-            .await?)
+            .await
     }
 }

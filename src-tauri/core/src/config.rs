@@ -654,7 +654,7 @@ impl Config {
             ("google.youtube_api_url", &self.google.youtube_api_url),
             ("discord.api_url", &self.discord.api_url),
         ] {
-            let ok = reqwest::Url::parse(url.trim())
+            let ok = url::Url::parse(url.trim())
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
             if !ok {
                 return Err(ConfigError::Invalid(format!(

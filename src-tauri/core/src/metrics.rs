@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Latency buckets in seconds (1 ms to 10 s).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -37,10 +37,10 @@ struct Family {
     histograms: BTreeMap<Labels, Histogram>,
 }
 
-/// The registry.
-#[derive(Debug, Default)]
+/// The registry; a cheap handle, clones share it.
+#[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    families: Mutex<BTreeMap<&'static str, Family>>,
+    families: Arc<Mutex<BTreeMap<&'static str, Family>>>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
