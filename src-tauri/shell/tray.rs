@@ -115,7 +115,7 @@ fn copy_link(app: &AppHandle, overlay_id: &str) {
     let link = format!(
         "{}{}",
         tray.url,
-        tray.engine.overlay_link_path(overlay_id, None)
+        tray.engine.overlays().link_path(overlay_id, None)
     );
     let clipboard = Arc::clone(&tray.clipboard);
     let overlay = overlay_id.to_owned();

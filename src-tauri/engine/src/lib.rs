@@ -87,15 +87,12 @@ struct EngineInner {
     core: Core,
     streamer_token: Secret,
     login_codes: LoginCodes,
-    overlay_key: std::sync::RwLock<Secret>,
-    overlay_hub: overlays::hub::OverlayHub,
+    overlays: overlays::Overlays,
     moderator_revocations: tokio::sync::broadcast::Sender<String>,
     moderator_limits: moderators::ActionLimits,
     obs: obs::ObsLink,
     relay: relay_link::RelayLink,
     relay_door: relay_door::DoorState,
-    overlay_published: std::sync::Mutex<overlays::Published>,
-    overlay_latencies: std::sync::Mutex<overlays::Latencies>,
     tts: tts::Tts,
     webhook_keys: std::sync::RwLock<webhooks::Keys>,
     webhook_backlog: std::sync::Mutex<webhooks::Backlog>,
@@ -167,7 +164,6 @@ impl Engine {
         );
         let tts = tts::Tts::start(&config).await?;
         let started_ms = clock.now_ms();
-        let page_queue = config.limits.overlay_page_queue;
         let moderator_limits = moderators::ActionLimits::new(&config.moderators);
         let obs_link = obs::ObsLink::new(
             format!("{}:{}", config.obs.host, config.obs.port),
@@ -193,20 +189,18 @@ impl Engine {
             metrics,
             instance_id: instance_id.into(),
         };
+        let overlays = overlays::Overlays::new(&core, overlay_key);
         let engine = Self {
             inner: Arc::new(EngineInner {
+                overlays,
                 core,
                 streamer_token,
                 login_codes: LoginCodes::default(),
-                overlay_key: std::sync::RwLock::new(overlay_key),
-                overlay_hub: overlays::hub::OverlayHub::new(page_queue),
                 moderator_revocations: moderators::revocations(),
                 moderator_limits,
                 obs: obs_link,
                 relay: relay_link,
                 relay_door: relay_door::DoorState::default(),
-                overlay_published: std::sync::Mutex::default(),
-                overlay_latencies: std::sync::Mutex::default(),
                 tts,
                 webhook_keys: std::sync::RwLock::new(webhook_keys),
                 webhook_backlog: std::sync::Mutex::default(),
@@ -244,6 +238,11 @@ impl Engine {
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.core.metrics
+    }
+
+    /// Overlays, scenes, alerts and the pages showing them.
+    pub fn overlays(&self) -> &overlays::Overlays {
+        &self.inner.overlays
     }
 
     /// The audit log.

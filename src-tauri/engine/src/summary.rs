@@ -87,9 +87,10 @@ impl StatusSummary {
 impl Engine {
     /// OBS, overlays with their connected pages, and the relay, now.
     pub async fn status_summary(&self) -> Result<StatusSummary, EngineError> {
-        let figures = self.overlay_hub().figures();
+        let figures = self.overlays().hub().figures();
         let overlays = self
-            .overlay_list()
+            .overlays()
+            .list()
             .await?
             .into_iter()
             .map(|o| OverlayGlance {

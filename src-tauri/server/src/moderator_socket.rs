@@ -67,7 +67,7 @@ async fn send_json(
 }
 
 async fn scene_message(state: &AppState, overlay_id: &str) -> Option<serde_json::Value> {
-    let scene = state.engine.scene_get(overlay_id).await.ok()?;
+    let scene = state.engine.overlays().scene(overlay_id).await.ok()?;
     Some(serde_json::json!({
         "type": "scene.full",
         "overlayId": overlay_id,
@@ -81,7 +81,7 @@ async fn greet(
     session: &ModeratorSession,
     tx: &mut (impl Sink<Message> + Unpin),
 ) -> Result<(), ()> {
-    let overlays = state.engine.overlay_list().await.map_err(|_| ())?;
+    let overlays = state.engine.overlays().list().await.map_err(|_| ())?;
     let list: Vec<_> = overlays
         .iter()
         .map(|o| serde_json::json!({ "overlayId": o.overlay_id, "name": o.name, "width": o.width, "height": o.height }))

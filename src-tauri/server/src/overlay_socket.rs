@@ -37,7 +37,8 @@ pub async fn upgrade(
     let upgrade = crate::ws::upgrade_or_error(upgrade)?;
     let verdict = state
         .engine
-        .verify_overlay_link(
+        .overlays()
+        .verify_link(
             &id,
             query.get("sig").map(String::as_str),
             query.get("exp").map(String::as_str),
@@ -79,10 +80,20 @@ async fn send_full(
     tx: &mut SplitSink<WebSocket, Message>,
     shown: &mut i64,
 ) -> Result<(), ()> {
-    let overlay = state.engine.overlay_get(overlay_id).await.map_err(|_| ())?;
-    let scene = state.engine.scene_get(overlay_id).await.map_err(|_| ())?;
+    let overlay = state
+        .engine
+        .overlays()
+        .get(overlay_id)
+        .await
+        .map_err(|_| ())?;
+    let scene = state
+        .engine
+        .overlays()
+        .scene(overlay_id)
+        .await
+        .map_err(|_| ())?;
     *shown = scene.version;
-    let message = state.engine.scene_full_message(&overlay, &scene);
+    let message = state.engine.overlays().scene_full_message(&overlay, &scene);
     tx.send(Message::Text(message.as_ref().into()))
         .await
         .map_err(|_| ())
@@ -102,7 +113,7 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
             return;
         }
     };
-    let mut page = state.engine.overlay_page_open(&overlay.overlay_id);
+    let mut page = state.engine.overlays().page_open(&overlay.overlay_id);
     let mut shutdown = state.shutdown.clone();
     let mut last_heard = Instant::now();
     let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -185,7 +196,8 @@ async fn run(socket: WebSocket, state: AppState, verdict: Result<Overlay, Engine
     }
     state
         .engine
-        .overlay_page_closed(&overlay.overlay_id, page.id);
+        .overlays()
+        .page_closed(&overlay.overlay_id, page.id);
 }
 
 /// What a page's message asks of its socket.
@@ -218,7 +230,8 @@ fn from_page(
         ("applied", Some(version), _) => {
             state
                 .engine
-                .overlay_applied(overlay_id, &page.state, version);
+                .overlays()
+                .applied(overlay_id, &page.state, version);
         }
         ("alert.seen", _, Some(id)) if id.len() <= 64 => {
             let engine = state.engine.clone();

@@ -60,7 +60,10 @@ fn with_link(state: &AppState, overlay: &Overlay, expires: Option<u64>) -> serde
     let link = format!(
         "{}{}",
         state.local_url,
-        state.engine.overlay_link_path(&overlay.overlay_id, expires)
+        state
+            .engine
+            .overlays()
+            .link_path(&overlay.overlay_id, expires)
     );
     if let Some(map) = value.as_object_mut() {
         map.insert("signedUrl".into(), link.into());
@@ -110,7 +113,8 @@ pub async fn create(
     let exp = expiry(&state, req.expires_in)?;
     let overlay = state
         .engine
-        .overlay_create(&req.name, req.width, req.height)
+        .overlays()
+        .create(&req.name, req.width, req.height)
         .await?;
     Ok((StatusCode::CREATED, Json(with_link(&state, &overlay, exp))).into_response())
 }
@@ -120,7 +124,7 @@ pub async fn list(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let overlays = state.engine.overlay_list().await?;
+    let overlays = state.engine.overlays().list().await?;
     let list: Vec<_> = overlays
         .iter()
         .map(|o| with_link(&state, o, None))
@@ -137,7 +141,7 @@ pub async fn get_one(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid_query(&e))?;
     let exp = expiry(&state, q.expires_in)?;
-    let overlay = state.engine.overlay_get(&id).await?;
+    let overlay = state.engine.overlays().get(&id).await?;
     Ok(Json(with_link(&state, &overlay, exp)))
 }
 
@@ -160,7 +164,8 @@ pub async fn update(
     let req = body(json)?;
     let overlay = state
         .engine
-        .overlay_update(
+        .overlays()
+        .update(
             &id,
             OverlayChanges {
                 name: req.name,
@@ -178,7 +183,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.overlay_delete(&id).await?;
+    state.engine.overlays().delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -187,7 +192,7 @@ pub async fn rotate_key(
     _: Streamer,
     State(state): State<AppState>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.rotate_overlay_key().await?;
+    state.engine.overlays().rotate_key().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,7 +204,8 @@ pub async fn page(
 ) -> Result<Response, ApiError> {
     state
         .engine
-        .verify_overlay_link(
+        .overlays()
+        .verify_link(
             &id,
             query.get("sig").map(String::as_str),
             query.get("exp").map(String::as_str),

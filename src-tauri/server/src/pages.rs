@@ -145,9 +145,10 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         let engine = &state.engine;
         let obs = engine.obs_status();
         let relay = engine.relay_status();
-        let open = engine.overlay_pages_open();
+        let open = engine.overlays().pages_open();
         let overlays = engine
-            .overlay_list()
+            .overlays()
+            .list()
             .await?
             .into_iter()
             .map(|o| {
@@ -186,16 +187,17 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
 pub async fn overlays(State(state): State<AppState>, headers: HeaderMap) -> Response {
     signed_in_page(&state, &headers, || async {
         let engine = &state.engine;
-        let open = engine.overlay_pages_open();
+        let open = engine.overlays().pages_open();
         let rows = engine
-            .overlay_list()
+            .overlays()
+            .list()
             .await?
             .into_iter()
             .map(|o| OverlayRow {
                 signed_url: format!(
                     "{}{}",
                     state.local_url,
-                    engine.overlay_link_path(&o.overlay_id, None)
+                    engine.overlays().link_path(&o.overlay_id, None)
                 ),
                 pages: open.get(&o.overlay_id).copied().unwrap_or(0),
                 id: o.overlay_id,

@@ -40,7 +40,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let engine = &state.engine;
     // Refreshes the overlay gauges (pages connected, sent, dropped).
-    engine.overlay_realtime();
+    engine.overlays().realtime();
     engine.metrics().gauge_set(
         "stagehand_uptime_seconds",
         "Seconds since the engine started.",

@@ -40,7 +40,7 @@ pub async fn scene_get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let scene = state.engine.scene_get(&id).await?;
+    let scene = state.engine.overlays().scene(&id).await?;
     Ok(([(header::ETAG, etag(scene.version))], Json(scene)).into_response())
 }
 
@@ -88,7 +88,11 @@ pub async fn scene_put(
             ));
         }
     };
-    let saved = state.engine.scene_save(&id, base, req.scene).await?;
+    let saved = state
+        .engine
+        .overlays()
+        .save_scene(&id, base, req.scene)
+        .await?;
     Ok(([(header::ETAG, etag(saved.version))], Json(saved)).into_response())
 }
 
@@ -98,7 +102,7 @@ pub async fn alert(
     State(state): State<AppState>,
     json: Result<Json<AlertRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let delivery = state.engine.alert_show(body(json)?).await?;
+    let delivery = state.engine.overlays().show_alert(body(json)?).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
@@ -108,7 +112,7 @@ pub async fn chat(
     State(state): State<AppState>,
     json: Result<Json<ChatMessage>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let delivery = state.engine.chat_message(body(json)?).await?;
+    let delivery = state.engine.overlays().chat_message(body(json)?).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
@@ -118,11 +122,11 @@ pub async fn chart(
     State(state): State<AppState>,
     json: Result<Json<ChartUpdate>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let delivery = state.engine.chart_update(body(json)?).await?;
+    let delivery = state.engine.overlays().chart_update(body(json)?).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
 
 /// `GET /api/metrics/realtime`
 pub async fn realtime(_: Streamer, State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.engine.overlay_realtime())
+    Json(state.engine.overlays().realtime())
 }

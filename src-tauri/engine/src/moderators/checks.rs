@@ -96,7 +96,7 @@ impl Engine {
             ModeratorAction::SceneSave {
                 overlay_id, scene, ..
             } => {
-                let current = self.scene_get(overlay_id).await?;
+                let current = self.overlays().scene(overlay_id).await?;
                 for layer in &scene.layers {
                     let before = current.scene.layers.iter().find(|l| l.id == layer.id);
                     let src = layer.props.get("src");

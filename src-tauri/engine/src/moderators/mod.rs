@@ -593,13 +593,13 @@ impl Engine {
                 overlay_id,
                 version,
                 scene,
-            } => self.scene_save(&overlay_id, version, scene).await.map(
+            } => self.overlays().save_scene(&overlay_id, version, scene).await.map(
                 |saved| serde_json::json!({ "overlayId": overlay_id, "version": saved.version }),
             ),
             ModeratorAction::TtsSpeak(req) => self.tts_speak(req).await.and_then(|spoken| {
                 serde_json::to_value(spoken).map_err(|e| EngineError::Task(e.to_string()))
             }),
-            ModeratorAction::AlertShow(alert) => self.alert_show(alert).await.and_then(|d| {
+            ModeratorAction::AlertShow(alert) => self.overlays().show_alert(alert).await.and_then(|d| {
                 serde_json::to_value(d).map_err(|e| EngineError::Task(e.to_string()))
             }),
             ModeratorAction::ObsScene { scene } => self

@@ -239,8 +239,8 @@ impl Engine {
                 )
             }
             (None, Some(id)) => {
-                let overlay = self.overlay_get(id).await?;
-                let link = format!("{base_url}{}", self.overlay_link_path(id, None));
+                let overlay = self.overlays().get(id).await?;
+                let link = format!("{base_url}{}", self.overlays().link_path(id, None));
                 (
                     link,
                     format!("Stagehand: {}", overlay.name),

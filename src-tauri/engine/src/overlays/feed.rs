@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::Overlays;
 use super::{Delivery, OverlayError};
-use crate::{Engine, EngineError};
+use crate::EngineError;
 
 /// A chat line for chat box layers.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +69,7 @@ fn is_colour(c: &str) -> bool {
     (hex.len() == 3 || hex.len() == 6) && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-impl Engine {
+impl Overlays {
     async fn feed_send(
         &self,
         overlay_id: Option<&str>,
@@ -76,15 +77,15 @@ impl Engine {
         message: serde_json::Value,
     ) -> Result<(Delivery, Arc<str>), EngineError> {
         if let Some(id) = overlay_id {
-            self.overlay_get(id).await?;
+            self.get(id).await?;
         }
         let message: Arc<str> = Arc::from(message.to_string());
-        let hub = self.overlay_hub();
+        let hub = self.hub();
         let pages = match overlay_id {
             Some(id) => hub.send(id, &message),
             None => hub.send_all(&message),
         };
-        self.metrics().counter_add(
+        self.inner.metrics.counter_add(
             "stagehand_overlay_feed_messages_total",
             "Chat and chart messages sent to overlays.",
             &[("type", kind)],

@@ -25,9 +25,15 @@ pub use feed::{ChartPoint, ChartUpdate, ChatMessage};
 pub(crate) use pages::{Latencies, Published};
 pub use scene::{Layer, LayerKind, Scene};
 
+use crate::clock::Clock;
 use crate::clock::rfc3339;
+use crate::config::LimitsConfig as Limits;
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use crate::secrets::Secrets;
+use crate::store::Store;
 use crate::store::StoreError;
-use crate::{Engine, EngineError, Secret};
+use crate::{EngineError, Secret};
 use hub::CloseReason;
 
 /// Name of the link-signing key in the secret store.
@@ -209,17 +215,67 @@ pub(crate) fn ensure_signing_key(
     Ok(key)
 }
 
-impl Engine {
+/// The overlays capability: overlays and their signed links, versioned scenes, alerts and
+/// the chat and chart feeds, and the pages connected to each overlay. A cheap handle.
+#[derive(Clone)]
+pub struct Overlays {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    secrets: Secrets,
+    clock: Arc<dyn Clock>,
+    events: EventBus,
+    metrics: Metrics,
+    limits: Limits,
+    /// The link-signing key.
+    key: std::sync::RwLock<Secret>,
+    /// The pages connected to each overlay.
+    hub: hub::OverlayHub,
+    /// When each scene version was published (for apply latency).
+    published: std::sync::Mutex<Published>,
+    /// Recent apply latencies.
+    latencies: std::sync::Mutex<Latencies>,
+}
+
+impl std::fmt::Debug for Overlays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlays").finish_non_exhaustive()
+    }
+}
+
+impl Overlays {
+    /// The overlays capability over `core`'s store and secrets, signing links with `key`
+    /// (from [`ensure_signing_key`]).
+    pub fn new(core: &crate::Core, key: Secret) -> Self {
+        let limits = core.config.limits.clone();
+        Self {
+            inner: Arc::new(Inner {
+                store: core.store.clone(),
+                secrets: core.secrets.clone(),
+                clock: Arc::clone(&core.clock),
+                events: core.events.clone(),
+                metrics: core.metrics.clone(),
+                hub: hub::OverlayHub::new(limits.overlay_page_queue),
+                limits,
+                key: std::sync::RwLock::new(key),
+                published: std::sync::Mutex::default(),
+                latencies: std::sync::Mutex::default(),
+            }),
+        }
+    }
+
     fn signing_key(&self) -> Secret {
         self.inner
-            .overlay_key
+            .key
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
     /// The path and query of a signed link (`/o/{id}?sig=...[&exp=...]`).
-    pub fn overlay_link_path(&self, overlay_id: &str, expires_unix: Option<u64>) -> String {
+    pub fn link_path(&self, overlay_id: &str, expires_unix: Option<u64>) -> String {
         let exp = expires_unix.unwrap_or(0);
         let sig = sign(&self.signing_key(), overlay_id, exp);
         if exp == 0 {
@@ -230,7 +286,7 @@ impl Engine {
     }
 
     /// Checks a link's signature (constant time), expiry and that the overlay still exists.
-    pub async fn verify_overlay_link(
+    pub async fn verify_link(
         &self,
         overlay_id: &str,
         sig: Option<&str>,
@@ -249,10 +305,10 @@ impl Engine {
         mac_for(&self.signing_key(), overlay_id, exp)
             .verify_slice(&given)
             .map_err(|_| OverlayError::LinkRefused("forged signature"))?;
-        if exp != 0 && u64::try_from(self.now_ms() / 1000).unwrap_or(0) >= exp {
+        if exp != 0 && u64::try_from(self.inner.clock.now_ms() / 1000).unwrap_or(0) >= exp {
             return Err(OverlayError::LinkRefused("expired").into());
         }
-        match self.overlay_get(overlay_id).await {
+        match self.get(overlay_id).await {
             Ok(overlay) => Ok(overlay),
             Err(EngineError::Overlay(OverlayError::NotFound)) => {
                 Err(OverlayError::LinkRefused("overlay deleted").into())
@@ -262,15 +318,14 @@ impl Engine {
     }
 
     /// Replaces the signing key: every existing link stops working, open pages are closed.
-    pub async fn rotate_overlay_key(&self) -> Result<(), EngineError> {
+    pub async fn rotate_key(&self) -> Result<(), EngineError> {
         let key = Secret::new(crate::random::token(32)?);
-        self.secrets().set(SIGNING_KEY_SECRET, key.clone()).await?;
-        *self
-            .inner
-            .overlay_key
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = key;
-        self.inner.overlay_hub.close_all(CloseReason {
+        self.inner
+            .secrets
+            .set(SIGNING_KEY_SECRET, key.clone())
+            .await?;
+        *self.inner.key.write().unwrap_or_else(|p| p.into_inner()) = key;
+        self.inner.hub.close_all(CloseReason {
             code: 4403,
             reason: "overlay links were rotated",
         });
@@ -278,7 +333,7 @@ impl Engine {
     }
 
     /// Creates an overlay with an empty scene (version 1).
-    pub async fn overlay_create(
+    pub async fn create(
         &self,
         name: &str,
         width: Option<u32>,
@@ -288,12 +343,12 @@ impl Engine {
         let width = check_size("width", width.unwrap_or(1920))?;
         let height = check_size("height", height.unwrap_or(1080))?;
         let id = format!("ov_{}", crate::random::token(12)?);
-        let limit = self.config().limits.overlays;
-        let now = self.now_ms();
+        let limit = self.inner.limits.overlays;
+        let now = self.inner.clock.now_ms();
         let empty = serde_json::to_string(&Scene::default())
             .map_err(|e| EngineError::Task(e.to_string()))?;
         let created = id.clone();
-        self.store()
+        self.inner.store
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 let count: u32 = tx.query_row("SELECT COUNT(*) FROM overlays", [], |r| r.get(0))?;
@@ -313,13 +368,14 @@ impl Engine {
                 Ok(Ok(()))
             })
             .await??;
-        self.overlay_get(&id).await
+        self.get(&id).await
     }
 
     /// All overlays, oldest first.
-    pub async fn overlay_list(&self) -> Result<Vec<Overlay>, EngineError> {
+    pub async fn list(&self) -> Result<Vec<Overlay>, EngineError> {
         Ok(self
-            .store()
+            .inner
+            .store
             .call(|conn| {
                 let mut stmt =
                     conn.prepare(&format!("{SELECT_OVERLAY} ORDER BY o.created_ms, o.id"))?;
@@ -331,10 +387,11 @@ impl Engine {
     }
 
     /// One overlay.
-    pub async fn overlay_get(&self, overlay_id: &str) -> Result<Overlay, EngineError> {
+    pub async fn get(&self, overlay_id: &str) -> Result<Overlay, EngineError> {
         check_overlay_id(overlay_id)?;
         let id = overlay_id.to_owned();
-        self.store()
+        self.inner
+            .store
             .call(move |conn| {
                 Ok(conn
                     .query_row(
@@ -349,7 +406,7 @@ impl Engine {
     }
 
     /// Renames or resizes an overlay; open pages get the new size at once.
-    pub async fn overlay_update(
+    pub async fn update(
         &self,
         overlay_id: &str,
         changes: OverlayChanges,
@@ -362,9 +419,10 @@ impl Engine {
             .map(|h| check_size("height", h))
             .transpose()?;
         let id = overlay_id.to_owned();
-        let now = self.now_ms();
+        let now = self.inner.clock.now_ms();
         let changed = self
-            .store()
+            .inner
+            .store
             .call(move |conn| {
                 Ok(conn.execute(
                     "UPDATE overlays SET name = COALESCE(?2, name), width = COALESCE(?3, width),
@@ -377,21 +435,22 @@ impl Engine {
             return Err(OverlayError::NotFound.into());
         }
         self.push_full_scene(overlay_id).await?;
-        self.overlay_get(overlay_id).await
+        self.get(overlay_id).await
     }
 
     /// Deletes an overlay: its links stop working and its open pages are closed at once.
-    pub async fn overlay_delete(&self, overlay_id: &str) -> Result<(), EngineError> {
+    pub async fn delete(&self, overlay_id: &str) -> Result<(), EngineError> {
         check_overlay_id(overlay_id)?;
         let id = overlay_id.to_owned();
         let deleted = self
-            .store()
+            .inner
+            .store
             .call(move |conn| Ok(conn.execute("DELETE FROM overlays WHERE id = ?1", [id])?))
             .await?;
         if deleted == 0 {
             return Err(OverlayError::NotFound.into());
         }
-        self.inner.overlay_hub.close_overlay(
+        self.inner.hub.close_overlay(
             overlay_id,
             CloseReason {
                 code: 4403,
@@ -402,11 +461,12 @@ impl Engine {
     }
 
     /// The scene of an overlay.
-    pub async fn scene_get(&self, overlay_id: &str) -> Result<VersionedScene, EngineError> {
+    pub async fn scene(&self, overlay_id: &str) -> Result<VersionedScene, EngineError> {
         check_overlay_id(overlay_id)?;
         let id = overlay_id.to_owned();
         let row: Option<(i64, String)> = self
-            .store()
+            .inner
+            .store
             .call(move |conn| {
                 Ok(conn
                     .query_row(
@@ -424,7 +484,7 @@ impl Engine {
     }
 
     /// Saves a scene made from version `base`; a stale base changes nothing.
-    pub async fn scene_save(
+    pub async fn save_scene(
         &self,
         overlay_id: &str,
         base: i64,
@@ -432,15 +492,16 @@ impl Engine {
     ) -> Result<VersionedScene, EngineError> {
         check_overlay_id(overlay_id)?;
         scene
-            .validate(self.config().limits.scene_layers)
+            .validate(self.inner.limits.scene_layers)
             .map_err(OverlayError::Invalid)?;
         let text = serde_json::to_string(&scene).map_err(|e| EngineError::Task(e.to_string()))?;
         let id = overlay_id.to_owned();
-        let now = self.now_ms();
+        let now = self.inner.clock.now_ms();
         // The scene it replaces comes out of the same transaction: pages on `base` are sent
         // only what changed from it.
         let outcome: Result<(i64, String), Option<i64>> = self
-            .store()
+            .inner
+            .store
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 let before: Option<String> = tx
@@ -476,7 +537,7 @@ impl Engine {
             Err(None) => return Err(OverlayError::NotFound.into()),
         };
         let saved = VersionedScene { version, scene };
-        let overlay = self.overlay_get(overlay_id).await?;
+        let overlay = self.get(overlay_id).await?;
         // A stored scene that no longer parses is simply replaced whole.
         let before = serde_json::from_str::<Scene>(&before).ok();
         self.push_scene(&overlay, before.as_ref().map(|b| (base, b)), &saved);
@@ -489,7 +550,7 @@ impl Engine {
         let message = serde_json::json!({
             "type": "scene.full",
             "version": scene.version,
-            "server_ts": rfc3339(self.now_ms()),
+            "server_ts": rfc3339(self.inner.clock.now_ms()),
             "overlay": overlay_summary(overlay),
             "scene": scene.scene,
         });
@@ -506,7 +567,7 @@ impl Engine {
                 "type": "scene.patch",
                 "from_version": from,
                 "to_version": scene.version,
-                "server_ts": rfc3339(self.now_ms()),
+                "server_ts": rfc3339(self.inner.clock.now_ms()),
                 // A rename or resize racing this save may be skipped as older; the page takes
                 // the overlay's name and size from here too.
                 "overlay": overlay_summary(overlay),
@@ -522,31 +583,31 @@ impl Engine {
             _ => (full, hub::QueuedKind::Full(scene.version)),
         };
         self.inner
-            .overlay_hub
+            .hub
             .send_scene(&overlay.overlay_id, &message, kind);
         // Editors (the streamer's panel, moderators) follow changes through the event bus.
-        self.events().publish(
+        self.inner.events.publish(
             "scene.updated",
             serde_json::json!({ "overlayId": overlay.overlay_id, "version": scene.version }),
         );
     }
 
     async fn push_full_scene(&self, overlay_id: &str) -> Result<(), EngineError> {
-        let overlay = self.overlay_get(overlay_id).await?;
-        let scene = self.scene_get(overlay_id).await?;
+        let overlay = self.get(overlay_id).await?;
+        let scene = self.scene(overlay_id).await?;
         self.push_scene(&overlay, None, &scene);
         Ok(())
     }
 
     /// Shows an alert on one overlay or all of them.
-    pub async fn alert_show(&self, alert: AlertRequest) -> Result<Delivery, EngineError> {
+    pub async fn show_alert(&self, alert: AlertRequest) -> Result<Delivery, EngineError> {
         let id = format!("al_{}", crate::random::token(9)?);
-        Ok(self.alert_show_with_id(id, alert).await?.0)
+        Ok(self.show_alert_with_id(id, alert).await?.0)
     }
 
     /// Shows an alert under a given id (webhooks derive it from the delivery, so a page that
     /// is sent the same alert again after a restart can tell); returns the message sent too.
-    pub(crate) async fn alert_show_with_id(
+    pub(crate) async fn show_alert_with_id(
         &self,
         id: String,
         alert: AlertRequest,
@@ -587,7 +648,7 @@ impl Engine {
             );
         }
         if let Some(id) = &alert.overlay_id {
-            self.overlay_get(id).await?;
+            self.get(id).await?;
         }
         let message: Arc<str> = Arc::from(
             serde_json::json!({
@@ -603,10 +664,10 @@ impl Engine {
             .to_string(),
         );
         let pages = match &alert.overlay_id {
-            Some(overlay) => self.inner.overlay_hub.send(overlay, &message),
-            None => self.inner.overlay_hub.send_all(&message),
+            Some(overlay) => self.inner.hub.send(overlay, &message),
+            None => self.inner.hub.send_all(&message),
         };
-        self.metrics().counter_add(
+        self.inner.metrics.counter_add(
             "stagehand_overlay_alerts_total",
             "Alerts sent to overlays.",
             &[("kind", &alert.kind)],

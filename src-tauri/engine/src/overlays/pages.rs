@@ -2,69 +2,64 @@
 //! versions they report applied and how long that took, and the figures for
 //! `GET /api/metrics/realtime`.
 
+use super::Overlays;
 use super::hub;
-use crate::Engine;
 
-impl Engine {
+impl Overlays {
     pub(super) fn record_published(&self, overlay_id: &str, version: i64) {
         self.inner
-            .overlay_published
+            .published
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .record(overlay_id, version, std::time::Instant::now());
     }
 
     /// The registry of connected pages.
-    pub fn overlay_hub(&self) -> &hub::OverlayHub {
-        &self.inner.overlay_hub
+    pub fn hub(&self) -> &hub::OverlayHub {
+        &self.inner.hub
     }
 
     /// Registers a page of `overlay_id` whose socket just opened, and announces how many it
     /// has now (`overlay.pages`, which the panel shows).
-    pub fn overlay_page_open(&self, overlay_id: &str) -> hub::PageConnection {
-        let page = self.inner.overlay_hub.connect(overlay_id);
+    pub fn page_open(&self, overlay_id: &str) -> hub::PageConnection {
+        let page = self.inner.hub.connect(overlay_id);
         self.publish_pages(overlay_id);
         page
     }
 
     /// Forgets a page whose socket ended, and announces how many are left.
-    pub fn overlay_page_closed(&self, overlay_id: &str, page_id: u64) {
-        self.inner.overlay_hub.disconnect(overlay_id, page_id);
+    pub fn page_closed(&self, overlay_id: &str, page_id: u64) {
+        self.inner.hub.disconnect(overlay_id, page_id);
         self.publish_pages(overlay_id);
     }
 
     fn publish_pages(&self, overlay_id: &str) {
-        let pages = self.inner.overlay_hub.pages_of(overlay_id);
-        self.events().publish(
+        let pages = self.inner.hub.pages_of(overlay_id);
+        self.inner.events.publish(
             "overlay.pages",
             serde_json::json!({ "overlayId": overlay_id, "pages": pages }),
         );
     }
 
     /// Records that a page applied `version`; returns the time since it was published.
-    pub fn overlay_applied(
-        &self,
-        overlay_id: &str,
-        page: &hub::PageState,
-        version: i64,
-    ) -> Option<f64> {
+    pub fn applied(&self, overlay_id: &str, page: &hub::PageState, version: i64) -> Option<f64> {
         page.applied_version
             .fetch_max(version, std::sync::atomic::Ordering::Relaxed);
         let published = self
             .inner
-            .overlay_published
+            .published
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(overlay_id, version)?;
         let seconds = published.elapsed().as_secs_f64();
-        self.metrics().observe(
+        self.inner.metrics.observe(
             "stagehand_overlay_apply_seconds",
             "Time from publishing a scene version to a page reporting it applied.",
             &[],
             seconds,
         );
         self.inner
-            .overlay_latencies
+            .latencies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(seconds);
@@ -72,9 +67,9 @@ impl Engine {
     }
 
     /// How many pages have each overlay open now, by overlay id (overlays with none absent).
-    pub fn overlay_pages_open(&self) -> std::collections::HashMap<String, usize> {
+    pub fn pages_open(&self) -> std::collections::HashMap<String, usize> {
         self.inner
-            .overlay_hub
+            .hub
             .figures()
             .into_iter()
             .map(|(overlay, pages)| (overlay, pages.len()))
@@ -82,18 +77,18 @@ impl Engine {
     }
 
     /// Connected pages, versions and latency percentiles, for `GET /api/metrics/realtime`.
-    pub fn overlay_realtime(&self) -> serde_json::Value {
-        let hub = &self.inner.overlay_hub;
+    pub fn realtime(&self) -> serde_json::Value {
+        let hub = &self.inner.hub;
         let (sent, dropped) = hub.totals();
         let figures = hub.figures();
         let latencies = self
             .inner
-            .overlay_latencies
+            .latencies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .percentiles();
         let pages: usize = figures.values().map(Vec::len).sum();
-        let metrics = self.metrics();
+        let metrics = &self.inner.metrics;
         metrics.gauge_set(
             "stagehand_overlay_pages_connected",
             "Overlay pages connected now.",

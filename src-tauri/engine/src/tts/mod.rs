@@ -264,7 +264,7 @@ impl Engine {
     pub async fn tts_speak(&self, req: SpeakRequest) -> Result<Spoken, EngineError> {
         let speech = validate(&req)?;
         if let Some(id) = &req.overlay_id {
-            self.overlay_get(id).await?;
+            self.overlays().get(id).await?;
         }
         let tts = &self.inner.tts;
         let audio_url = match &tts.engine {
@@ -299,7 +299,7 @@ impl Engine {
             map.insert("audio_url".into(), url.clone().into());
         }
         let message: Arc<str> = Arc::from(message.to_string());
-        let hub = self.overlay_hub();
+        let hub = self.overlays().hub();
         let pages = match &req.overlay_id {
             Some(overlay) => hub.send(overlay, &message),
             None => hub.send_all(&message),

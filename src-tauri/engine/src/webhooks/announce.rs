@@ -37,7 +37,11 @@ impl Engine {
             sound: None,
             duration_ms: None,
         };
-        match self.alert_show_with_id(alert_id.to_owned(), alert).await {
+        match self
+            .overlays()
+            .show_alert_with_id(alert_id.to_owned(), alert)
+            .await
+        {
             Ok((_, message)) => messages.push(message),
             // The target overlay was deleted since: nothing to show, and nothing to retry.
             Err(EngineError::Overlay(OverlayError::NotFound)) => {
@@ -60,6 +64,7 @@ impl Engine {
                 }],
             };
             match self
+                .overlays()
                 .chart_update_with_id(format!("cu_wh_{delivery_id}"), update)
                 .await
             {

@@ -285,7 +285,7 @@ impl Engine {
         }
         let (title, message) = check_templates(title, message)?;
         if let Some(id) = &overlay_id {
-            self.overlay_get(id).await?;
+            self.overlays().get(id).await?;
         }
         let secret = new_secret()?;
         let now = self.now_ms();

@@ -521,7 +521,7 @@ impl Engine {
         let title = check_template("title", &settings.title, 200)?;
         let message = check_template("message", &settings.message, 1000)?;
         if let Some(id) = &settings.overlay_id {
-            self.overlay_get(id).await?;
+            self.overlays().get(id).await?;
         }
         let saved = TradingViewSettings {
             overlay_id: settings.overlay_id,
