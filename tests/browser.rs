@@ -19,7 +19,10 @@ async fn overlay_with_scene(app: &TestApp) -> (String, String) {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
     let app = TestApp::start().await;
     let (id, signed) = overlay_with_scene(&app).await;
@@ -121,7 +124,10 @@ async fn browser_overlay_shows_the_scene_and_alerts_on_every_page() {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_chart_and_chat_widgets_draw_pushed_data() {
     let app = TestApp::start().await;
     let created = app.create_overlay("Trading").await;
@@ -178,7 +184,10 @@ async fn browser_chart_and_chat_widgets_draw_pushed_data() {
 /// What the desktop shell does with its window, in a real browser: the sign-in page takes a
 /// one-time code (never a URL parameter), lands on the home page, and the live link connects.
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_panel_signs_in_with_a_one_time_code_and_goes_live() {
     let app = TestApp::start().await;
     let mut browser = Browser::start().await;

@@ -16,7 +16,6 @@ mod panel;
 mod panel_browser;
 mod persistence;
 mod probes;
-mod real_obs;
 mod relay;
 mod remote_moderators;
 mod secrets;

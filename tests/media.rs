@@ -522,7 +522,10 @@ async fn media_ids_are_validated_strictly() {
 /// What real encoders write is recognised, and near misses (other containers and codecs)
 /// are refused. Needs ffmpeg (`scripts/setup test` installs it).
 #[tokio::test]
-#[ignore = "needs ffmpeg; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "ffmpeg"),
+    ignore = "tier `ffmpeg`: needs ffmpeg (scripts/test runs it)"
+)]
 async fn real_encoder_output_is_recognised() {
     let ffmpeg_present = Command::new("ffmpeg")
         .arg("-version")

@@ -72,7 +72,10 @@ async fn drawn(browser: &mut Browser, layer: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_moderator_link_opens_a_panel_whose_edits_reach_the_overlay() {
     let app = TestApp::start().await;
     let (id, signed) = overlay_with_text_layers(&app).await;

@@ -81,7 +81,10 @@ async fn clipboard(browser: &mut Browser, name: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_panel_pages_need_a_session_and_render_behind_it() {
     let app = TestApp::start().await;
     let mut browser = Browser::start().await;
@@ -200,7 +203,10 @@ async fn browser_panel_pages_need_a_session_and_render_behind_it() {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking() {
     let app = TestApp::start().await;
     let mut browser = Browser::start().await;
@@ -370,7 +376,10 @@ async fn browser_panel_overlay_is_created_edited_copied_and_opened_by_clicking()
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_panel_moderator_link_is_made_opened_listed_and_revoked_by_clicking() {
     let app = TestApp::start().await;
     app.create_overlay("Main").await;
@@ -485,7 +494,10 @@ async fn tradingview(app: &TestApp, token: &str) -> reqwest::Response {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_panel_webhook_token_is_revealed_and_rotated_by_clicking() {
     let app = TestApp::start().await;
     let mut browser = Browser::start().await;
@@ -575,7 +587,10 @@ async fn browser_panel_webhook_token_is_revealed_and_rotated_by_clicking() {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_panel_add_to_obs_asks_which_scene_and_creates_the_source_there() {
     let obs = support::fake_obs::FakeObs::start(Some("pw")).await;
     let app = TestApp::start_with(

@@ -1,8 +1,12 @@
 //! The real OBS Studio 30.2, headless: what the fake cannot prove.
 //!
 //! `#[ignore]`d in a plain `cargo test`: they need root and a Debian 13 chroot with OBS
-//! (`scripts/setup obs`). `scripts/test` runs them one at a time when it can, and says
-//! plainly when it cannot.
+//! (`scripts/setup obs`). The `real-obs` tier: a test binary of its own, so that
+//! `scripts/test` runs it one at a time (`--features real-obs --test real_obs --
+//! --test-threads=1`) when it can, and says plainly when it cannot.
+
+#![allow(missing_docs)]
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -35,7 +39,10 @@ async fn source(app: &TestApp, body: serde_json::Value) -> reqwest::Response {
 }
 
 #[tokio::test]
-#[ignore = "needs real OBS: scripts/setup obs, then scripts/test"]
+#[cfg_attr(
+    not(feature = "real-obs"),
+    ignore = "tier `real-obs`: needs OBS 30.2 (sudo scripts/setup obs, then scripts/test)"
+)]
 async fn real_obs_identifies_and_reports_its_versions() {
     let obs = RealObs::start(PASSWORD).await;
     let (app, _events) = engine_for(&obs).await;
@@ -52,7 +59,10 @@ async fn real_obs_identifies_and_reports_its_versions() {
 }
 
 #[tokio::test]
-#[ignore = "needs real OBS: scripts/setup obs, then scripts/test"]
+#[cfg_attr(
+    not(feature = "real-obs"),
+    ignore = "tier `real-obs`: needs OBS 30.2 (sudo scripts/setup obs, then scripts/test)"
+)]
 async fn real_obs_without_the_browser_plugin_gets_the_plain_error() {
     let obs = RealObs::start(PASSWORD).await;
     let (app, _events) = engine_for(&obs).await;
@@ -81,7 +91,10 @@ async fn real_obs_without_the_browser_plugin_gets_the_plain_error() {
 }
 
 #[tokio::test]
-#[ignore = "needs real OBS: scripts/setup obs, then scripts/test"]
+#[cfg_attr(
+    not(feature = "real-obs"),
+    ignore = "tier `real-obs`: needs OBS 30.2 (sudo scripts/setup obs, then scripts/test)"
+)]
 async fn real_obs_gets_colour_and_text_sources_once_each() {
     let obs = RealObs::start(PASSWORD).await;
     let (app, _events) = engine_for(&obs).await;
@@ -136,7 +149,10 @@ async fn real_obs_gets_colour_and_text_sources_once_each() {
 }
 
 #[tokio::test]
-#[ignore = "needs real OBS: scripts/setup obs, then scripts/test"]
+#[cfg_attr(
+    not(feature = "real-obs"),
+    ignore = "tier `real-obs`: needs OBS 30.2 (sudo scripts/setup obs, then scripts/test)"
+)]
 async fn real_obs_switches_scenes_and_the_event_follows_the_transition() {
     let obs = RealObs::start(PASSWORD).await;
     let (app, mut events) = engine_for(&obs).await;
@@ -172,7 +188,10 @@ async fn real_obs_switches_scenes_and_the_event_follows_the_transition() {
 }
 
 #[tokio::test]
-#[ignore = "needs real OBS: scripts/setup obs, then scripts/test"]
+#[cfg_attr(
+    not(feature = "real-obs"),
+    ignore = "tier `real-obs`: needs OBS 30.2 (sudo scripts/setup obs, then scripts/test)"
+)]
 async fn real_obs_records_a_file_that_plays_back() {
     let obs = RealObs::start(PASSWORD).await;
     let (app, mut events) = engine_for(&obs).await;
@@ -238,7 +257,10 @@ async fn real_obs_records_a_file_that_plays_back() {
 }
 
 #[tokio::test]
-#[ignore = "needs real OBS: scripts/setup obs, then scripts/test"]
+#[cfg_attr(
+    not(feature = "real-obs"),
+    ignore = "tier `real-obs`: needs OBS 30.2 (sudo scripts/setup obs, then scripts/test)"
+)]
 async fn real_obs_killed_and_restarted_is_followed_without_help() {
     let mut obs = RealObs::start(PASSWORD).await;
     let (app, mut events) = engine_for(&obs).await;

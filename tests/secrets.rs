@@ -182,7 +182,10 @@ async fn secrets_never_appear_in_logs_or_responses() {
 /// The real OS keychain (Secret Service over D-Bus). `scripts/test` runs this under
 /// `dbus-run-session` with an unlocked gnome-keyring; elsewhere it is skipped by `#[ignore]`.
 #[tokio::test]
-#[ignore = "needs a Secret Service; run by scripts/test under dbus-run-session"]
+#[cfg_attr(
+    not(feature = "keychain"),
+    ignore = "tier `keychain`: needs a Secret Service on D-Bus (scripts/test runs it)"
+)]
 async fn keychain_backend_round_trip() {
     let options = || Options {
         env: vec![("STAGEHAND_SECRETS".into(), "keychain".into())],

@@ -476,7 +476,10 @@ async fn tts_cache_keeps_the_most_recently_used_files_within_its_limits() {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_overlay_plays_tts_audio() {
     let app = TestApp::start().await;
     require_espeak(&app);

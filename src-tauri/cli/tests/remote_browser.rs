@@ -50,7 +50,10 @@ async fn wait_until(browser: &mut Browser, name: &str, js: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and node; run by scripts/test"]
+#[cfg_attr(
+    not(feature = "chromium"),
+    ignore = "tier `chromium`: needs Chromium and node (scripts/test runs it)"
+)]
 async fn browser_remote_moderator_moves_a_layer_through_the_relay_and_survives_a_killed_engine() {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();

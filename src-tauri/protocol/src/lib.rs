@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod error;
+pub mod overlay;
 pub mod relay;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -18,6 +18,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use stagehand_engine::EngineError;
 use stagehand_engine::overlays::Overlay;
+use stagehand_engine::protocol::overlay::FromPage;
 use tokio::time::{Instant, interval_at};
 
 use crate::error::ApiError;
@@ -215,25 +216,17 @@ fn from_page(
     overlay_id: &str,
     text: &str,
 ) -> Asked {
-    /// Every message a page sends: a type, and what that type carries.
-    #[derive(serde::Deserialize)]
-    struct FromPage {
-        #[serde(rename = "type")]
-        kind: String,
-        version: Option<i64>,
-        id: Option<String>,
-    }
     let Ok(message) = serde_json::from_str::<FromPage>(text) else {
         return Asked::Nothing;
     };
-    match (message.kind.as_str(), message.version, message.id) {
-        ("applied", Some(version), _) => {
+    match message {
+        FromPage::Applied { version } => {
             state
                 .engine
                 .overlays()
                 .applied(overlay_id, &page.state, version);
         }
-        ("alert.seen", _, Some(id)) if id.len() <= 64 => {
+        FromPage::AlertSeen { id } if id.len() <= 64 => {
             let engine = state.engine.clone();
             tokio::spawn(async move {
                 if let Err(e) = engine.webhook_alert_seen(&id).await {
@@ -241,8 +234,8 @@ fn from_page(
                 }
             });
         }
-        ("resync", _, _) => return Asked::Resync,
-        _ => {}
+        FromPage::Resync => return Asked::Resync,
+        FromPage::AlertSeen { .. } | FromPage::Other => {}
     }
     Asked::Nothing
 }

@@ -127,6 +127,9 @@ pub async fn chart(
 }
 
 /// `GET /api/metrics/realtime`
-pub async fn realtime(_: Streamer, State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn realtime(
+    _: Streamer,
+    State(state): State<AppState>,
+) -> Json<stagehand_engine::protocol::overlay::Realtime> {
     Json(state.engine.overlays().realtime())
 }

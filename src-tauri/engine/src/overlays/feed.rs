@@ -5,60 +5,10 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::Overlays;
 use super::{Delivery, OverlayError};
 use crate::EngineError;
-
-/// A chat line for chat box layers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChatMessage {
-    /// Only this overlay; all overlays when absent.
-    #[serde(rename = "overlayId")]
-    pub overlay_id: Option<String>,
-    /// Who wrote it (1-64 characters).
-    pub user: String,
-    /// What they wrote (1-500 characters).
-    pub text: String,
-    /// The user's colour, `#rgb` or `#rrggbb`.
-    pub color: Option<String>,
-}
-
-/// One point of a line chart or one candle.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChartPoint {
-    /// Unix seconds.
-    pub time: i64,
-    /// Line value (for line series).
-    pub value: Option<f64>,
-    /// Candle open.
-    pub open: Option<f64>,
-    /// Candle high.
-    pub high: Option<f64>,
-    /// Candle low.
-    pub low: Option<f64>,
-    /// Candle close.
-    pub close: Option<f64>,
-}
-
-/// New data for chart layers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChartUpdate {
-    /// Only this overlay; all overlays when absent.
-    #[serde(rename = "overlayId")]
-    pub overlay_id: Option<String>,
-    /// Which symbol this is (chart layers with `props.symbol` show only theirs).
-    pub symbol: String,
-    /// `true`: these points replace the series; `false`: they are appended or update the last.
-    #[serde(default)]
-    pub replace: bool,
-    /// Points in time order (1-5000).
-    pub points: Vec<ChartPoint>,
-}
+use stagehand_protocol::overlay::{ChartFeed, ChartUpdate, ChatLine, ChatMessage, ToPage};
 
 fn invalid(message: impl Into<String>) -> EngineError {
     OverlayError::Invalid(message.into()).into()
@@ -74,12 +24,12 @@ impl Overlays {
         &self,
         overlay_id: Option<&str>,
         kind: &str,
-        message: serde_json::Value,
+        message: ToPage,
     ) -> Result<(Delivery, Arc<str>), EngineError> {
         if let Some(id) = overlay_id {
             self.get(id).await?;
         }
-        let message: Arc<str> = Arc::from(message.to_string());
+        let message: Arc<str> = Arc::from(message.to_text());
         let hub = self.hub();
         let pages = match overlay_id {
             Some(id) => hub.send(id, &message),
@@ -115,12 +65,11 @@ impl Overlays {
             return Err(invalid("color must be #rgb or #rrggbb"));
         }
         let id = format!("ch_{}", crate::random::token(9)?);
-        let message = serde_json::json!({
-            "type": "chat.message",
-            "id": id,
-            "user": user,
-            "text": chat.text,
-            "color": chat.color,
+        let message = ToPage::ChatMessage(ChatLine {
+            id: id.clone(),
+            user: user.to_owned(),
+            text: chat.text,
+            color: chat.color,
         });
         let (mut delivery, _) = self
             .feed_send(chat.overlay_id.as_deref(), "chat.message", message)
@@ -175,12 +124,11 @@ impl Overlays {
                 return Err(invalid("chart values must be finite numbers"));
             }
         }
-        let message = serde_json::json!({
-            "type": "chart.update",
-            "id": id,
-            "symbol": update.symbol,
-            "replace": update.replace,
-            "points": update.points,
+        let message = ToPage::ChartUpdate(ChartFeed {
+            id: id.clone(),
+            symbol: update.symbol,
+            replace: update.replace,
+            points: update.points,
         });
         let (mut delivery, message) = self
             .feed_send(update.overlay_id.as_deref(), "chart.update", message)

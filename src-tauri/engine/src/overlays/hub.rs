@@ -5,6 +5,7 @@
 //! page only and the page is marked to resync from a full scene as soon as it drains. Messages
 //! are serialised once and shared (`Arc<str>`) across pages.
 
+pub use stagehand_protocol::overlay::PageFigures;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,18 +89,6 @@ pub struct PageConnection {
     pub closed: oneshot::Receiver<CloseReason>,
     /// Shared state.
     pub state: Arc<PageState>,
-}
-
-/// Figures for one connected page.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PageFigures {
-    /// Page id.
-    pub page_id: u64,
-    /// Last applied version.
-    pub applied_version: i64,
-    /// Messages dropped for it.
-    pub dropped: u64,
 }
 
 /// Registry of connected overlay pages.

@@ -7,23 +7,23 @@
 //! saves against the version it started from, and a stale base is refused. Every change is
 //! pushed to the overlay's connected pages through the [`hub::OverlayHub`].
 
+mod alerts;
 pub mod feed;
 pub mod hub;
+mod links;
 mod pages;
-pub mod scene;
+mod publish;
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
-use sha2::Sha256;
 
-pub use feed::{ChartPoint, ChartUpdate, ChatMessage};
+pub(crate) use links::ensure_signing_key;
 pub(crate) use pages::{Latencies, Published};
-pub use scene::{Layer, LayerKind, Scene};
+pub use stagehand_protocol::overlay::{
+    AlertRequest, ChartPoint, ChartUpdate, ChatMessage, Layer, LayerKind, Scene,
+};
 
 use crate::clock::Clock;
 use crate::clock::rfc3339;
@@ -109,28 +109,6 @@ pub struct OverlayChanges {
     pub height: Option<u32>,
 }
 
-/// An alert to show.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertRequest {
-    /// Only this overlay; all overlays when absent.
-    #[serde(rename = "overlayId")]
-    pub overlay_id: Option<String>,
-    /// `follow`, `sub`, `raid`, `tradingview`, … (1-32 of a-z 0-9 _ -).
-    pub kind: String,
-    /// Headline.
-    pub title: String,
-    /// Body text.
-    #[serde(default)]
-    pub message: String,
-    /// Picture URL.
-    pub image: Option<String>,
-    /// Sound URL.
-    pub sound: Option<String>,
-    /// How long it shows (500-60000 ms, default 5000).
-    pub duration_ms: Option<u32>,
-}
-
 /// Result of sending to pages.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -190,31 +168,6 @@ const SELECT_OVERLAY: &str =
     "SELECT o.id, o.name, o.width, o.height, s.version, o.created_ms, o.updated_ms
      FROM overlays o JOIN scenes s ON s.overlay_id = o.id";
 
-/// Signature of a link to `overlay_id` expiring at `exp` (Unix seconds, 0 = never).
-fn sign(key: &Secret, overlay_id: &str, exp: u64) -> String {
-    URL_SAFE_NO_PAD.encode(mac_for(key, overlay_id, exp).finalize().into_bytes())
-}
-
-fn mac_for(key: &Secret, overlay_id: &str, exp: u64) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose().as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(format!("stagehand-overlay/v1\n{overlay_id}\n{exp}").as_bytes());
-    mac
-}
-
-/// Loads the signing key, creating it on first use (blocking).
-pub(crate) fn ensure_signing_key(
-    secrets: &dyn crate::secrets::SecretStore,
-) -> Result<Secret, EngineError> {
-    if let Some(key) = secrets.get(SIGNING_KEY_SECRET)? {
-        return Ok(key);
-    }
-    let key = Secret::new(crate::random::token(32)?);
-    secrets.set(SIGNING_KEY_SECRET, &key)?;
-    Ok(key)
-}
-
 /// The overlays capability: overlays and their signed links, versioned scenes, alerts and
 /// the chat and chart feeds, and the pages connected to each overlay. A cheap handle.
 #[derive(Clone)]
@@ -264,72 +217,6 @@ impl Overlays {
                 latencies: std::sync::Mutex::default(),
             }),
         }
-    }
-
-    fn signing_key(&self) -> Secret {
-        self.inner
-            .key
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The path and query of a signed link (`/o/{id}?sig=...[&exp=...]`).
-    pub fn link_path(&self, overlay_id: &str, expires_unix: Option<u64>) -> String {
-        let exp = expires_unix.unwrap_or(0);
-        let sig = sign(&self.signing_key(), overlay_id, exp);
-        if exp == 0 {
-            format!("/o/{overlay_id}?sig={sig}")
-        } else {
-            format!("/o/{overlay_id}?sig={sig}&exp={exp}")
-        }
-    }
-
-    /// Checks a link's signature (constant time), expiry and that the overlay still exists.
-    pub async fn verify_link(
-        &self,
-        overlay_id: &str,
-        sig: Option<&str>,
-        exp: Option<&str>,
-    ) -> Result<Overlay, EngineError> {
-        let sig = sig.ok_or(OverlayError::LinkRefused("no signature"))?;
-        let exp: u64 = match exp {
-            None => 0,
-            Some(e) => e
-                .parse()
-                .map_err(|_| OverlayError::LinkRefused("bad expiry"))?,
-        };
-        let given = URL_SAFE_NO_PAD
-            .decode(sig)
-            .map_err(|_| OverlayError::LinkRefused("forged signature"))?;
-        mac_for(&self.signing_key(), overlay_id, exp)
-            .verify_slice(&given)
-            .map_err(|_| OverlayError::LinkRefused("forged signature"))?;
-        if exp != 0 && u64::try_from(self.inner.clock.now_ms() / 1000).unwrap_or(0) >= exp {
-            return Err(OverlayError::LinkRefused("expired").into());
-        }
-        match self.get(overlay_id).await {
-            Ok(overlay) => Ok(overlay),
-            Err(EngineError::Overlay(OverlayError::NotFound)) => {
-                Err(OverlayError::LinkRefused("overlay deleted").into())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Replaces the signing key: every existing link stops working, open pages are closed.
-    pub async fn rotate_key(&self) -> Result<(), EngineError> {
-        let key = Secret::new(crate::random::token(32)?);
-        self.inner
-            .secrets
-            .set(SIGNING_KEY_SECRET, key.clone())
-            .await?;
-        *self.inner.key.write().unwrap_or_else(|p| p.into_inner()) = key;
-        self.inner.hub.close_all(CloseReason {
-            code: 4403,
-            reason: "overlay links were rotated",
-        });
-        Ok(())
     }
 
     /// Creates an overlay with an empty scene (version 1).
@@ -543,146 +430,4 @@ impl Overlays {
         self.push_scene(&overlay, before.as_ref().map(|b| (base, b)), &saved);
         Ok(saved)
     }
-
-    /// The `scene.full` message for an overlay.
-    pub fn scene_full_message(&self, overlay: &Overlay, scene: &VersionedScene) -> Arc<str> {
-        self.record_published(&overlay.overlay_id, scene.version);
-        let message = serde_json::json!({
-            "type": "scene.full",
-            "version": scene.version,
-            "server_ts": rfc3339(self.inner.clock.now_ms()),
-            "overlay": overlay_summary(overlay),
-            "scene": scene.scene,
-        });
-        Arc::from(message.to_string())
-    }
-
-    /// Sends pages a new version: as `scene.patch` from `before` (the version they have) when
-    /// that is shorter than the whole scene, else as `scene.full`.
-    fn push_scene(&self, overlay: &Overlay, before: Option<(i64, &Scene)>, scene: &VersionedScene) {
-        let full = self.scene_full_message(overlay, scene);
-        let patch = before.map(|(from, old)| {
-            let diff = scene.scene.diff_from(old);
-            serde_json::json!({
-                "type": "scene.patch",
-                "from_version": from,
-                "to_version": scene.version,
-                "server_ts": rfc3339(self.inner.clock.now_ms()),
-                // A rename or resize racing this save may be skipped as older; the page takes
-                // the overlay's name and size from here too.
-                "overlay": overlay_summary(overlay),
-                "layers": diff.layers,
-                "order": diff.order,
-            })
-            .to_string()
-        });
-        let (message, kind) = match patch {
-            Some(patch) if patch.len() < full.len() => {
-                (Arc::from(patch), hub::QueuedKind::Patch(scene.version))
-            }
-            _ => (full, hub::QueuedKind::Full(scene.version)),
-        };
-        self.inner
-            .hub
-            .send_scene(&overlay.overlay_id, &message, kind);
-        // Editors (the streamer's panel, moderators) follow changes through the event bus.
-        self.inner.events.publish(
-            "scene.updated",
-            serde_json::json!({ "overlayId": overlay.overlay_id, "version": scene.version }),
-        );
-    }
-
-    async fn push_full_scene(&self, overlay_id: &str) -> Result<(), EngineError> {
-        let overlay = self.get(overlay_id).await?;
-        let scene = self.scene(overlay_id).await?;
-        self.push_scene(&overlay, None, &scene);
-        Ok(())
-    }
-
-    /// Shows an alert on one overlay or all of them.
-    pub async fn show_alert(&self, alert: AlertRequest) -> Result<Delivery, EngineError> {
-        let id = format!("al_{}", crate::random::token(9)?);
-        Ok(self.show_alert_with_id(id, alert).await?.0)
-    }
-
-    /// Shows an alert under a given id (webhooks derive it from the delivery, so a page that
-    /// is sent the same alert again after a restart can tell); returns the message sent too.
-    pub(crate) async fn show_alert_with_id(
-        &self,
-        id: String,
-        alert: AlertRequest,
-    ) -> Result<(Delivery, Arc<str>), EngineError> {
-        let kind_ok = !alert.kind.is_empty()
-            && alert.kind.len() <= 32
-            && alert
-                .kind
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !kind_ok {
-            return Err(OverlayError::Invalid("kind must be 1-32 of a-z 0-9 _ -".into()).into());
-        }
-        if alert.title.trim().is_empty() || alert.title.chars().count() > 200 {
-            return Err(OverlayError::Invalid("title must be 1-200 characters".into()).into());
-        }
-        if alert.message.chars().count() > 1000 {
-            return Err(
-                OverlayError::Invalid("message must be at most 1000 characters".into()).into(),
-            );
-        }
-        for (what, url) in [("image", &alert.image), ("sound", &alert.sound)] {
-            if let Some(url) = url
-                && !(url.starts_with("/media/")
-                    || url.starts_with("https://")
-                    || url.starts_with("http://"))
-            {
-                return Err(OverlayError::Invalid(format!(
-                    "{what} must be a /media/ path or an http(s) URL"
-                ))
-                .into());
-            }
-        }
-        let duration = alert.duration_ms.unwrap_or(5000);
-        if !(500..=60_000).contains(&duration) {
-            return Err(
-                OverlayError::Invalid("duration_ms must be between 500 and 60000".into()).into(),
-            );
-        }
-        if let Some(id) = &alert.overlay_id {
-            self.get(id).await?;
-        }
-        let message: Arc<str> = Arc::from(
-            serde_json::json!({
-                "type": "alert.show",
-                "id": id,
-                "kind": alert.kind,
-                "title": alert.title,
-                "message": alert.message,
-                "image": alert.image,
-                "sound": alert.sound,
-                "duration_ms": duration,
-            })
-            .to_string(),
-        );
-        let pages = match &alert.overlay_id {
-            Some(overlay) => self.inner.hub.send(overlay, &message),
-            None => self.inner.hub.send_all(&message),
-        };
-        self.inner.metrics.counter_add(
-            "stagehand_overlay_alerts_total",
-            "Alerts sent to overlays.",
-            &[("kind", &alert.kind)],
-            1,
-        );
-        Ok((Delivery { id, pages }, message))
-    }
-}
-
-/// What a page is told about its overlay with each scene message.
-fn overlay_summary(overlay: &Overlay) -> serde_json::Value {
-    serde_json::json!({
-        "id": overlay.overlay_id,
-        "name": overlay.name,
-        "width": overlay.width,
-        "height": overlay.height,
-    })
 }

@@ -2,6 +2,8 @@
 //! versions they report applied and how long that took, and the figures for
 //! `GET /api/metrics/realtime`.
 
+use stagehand_protocol::overlay::{Percentiles, Realtime};
+
 use super::Overlays;
 use super::hub;
 
@@ -77,7 +79,7 @@ impl Overlays {
     }
 
     /// Connected pages, versions and latency percentiles, for `GET /api/metrics/realtime`.
-    pub fn realtime(&self) -> serde_json::Value {
+    pub fn realtime(&self) -> Realtime {
         let hub = &self.inner.hub;
         let (sent, dropped) = hub.totals();
         let figures = hub.figures();
@@ -107,13 +109,13 @@ impl Overlays {
             &[],
             dropped as f64,
         );
-        serde_json::json!({
-            "overlays": figures,
-            "pagesConnected": pages,
-            "messagesSent": sent,
-            "messagesDropped": dropped,
-            "applyLatencyMs": latencies,
-        })
+        Realtime {
+            overlays: figures.into_iter().collect(),
+            pages_connected: pages,
+            messages_sent: sent,
+            messages_dropped: dropped,
+            apply_latency_ms: latencies,
+        }
     }
 }
 
@@ -153,9 +155,9 @@ impl Latencies {
         self.0.push_back(seconds);
     }
 
-    fn percentiles(&self) -> serde_json::Value {
+    fn percentiles(&self) -> Option<Percentiles> {
         if self.0.is_empty() {
-            return serde_json::Value::Null;
+            return None;
         }
         let mut v: Vec<f64> = self.0.iter().copied().collect();
         v.sort_by(f64::total_cmp);
@@ -163,6 +165,11 @@ impl Latencies {
             let i = ((v.len() - 1) as f64 * p).round() as usize;
             (v[i] * 1_000_000.0).round() / 1000.0
         };
-        serde_json::json!({ "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "samples": v.len() })
+        Some(Percentiles {
+            p50: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+            samples: v.len(),
+        })
     }
 }
