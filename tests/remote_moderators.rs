@@ -370,17 +370,63 @@ async fn nothing_but_the_moderator_surface_passes_the_relay_and_the_engine_sees_
         .unwrap();
     assert_eq!(error_code(forged).await, (403, "origin_not_allowed".into()));
 
-    // Nor can anyone on this machine pretend to be the relay.
+    // Nor can anyone on this machine pretend to be the relay: the old relay header is just a
+    // header, and the request stays a local one without credentials.
     let spoofed = app
         .get("/api/status")
         .header("x-stagehand-relay", "guess")
         .send()
         .await
         .unwrap();
+    assert_eq!(error_code(spoofed).await, (401, "auth_required".into()));
+}
+
+/// Regression: a request from the network carrying the relay headers (the per-process mark
+/// that used to prove a replay, the client address) or the relay's Origin is never taken for
+/// relayed. The mark is a request extension now, which only the in-process door sets.
+#[tokio::test]
+async fn a_request_from_the_network_cannot_pass_itself_off_as_relayed() {
+    let relay = TestRelay::start().await;
+    let (app, _, _) = linked_engine(relay.engine_options()).await;
+    let smuggled = [
+        ("x-stagehand-relay", "guess"),
+        ("x-stagehand-relay-client", "10.9.9.9"),
+    ];
+
+    // The relay's Origin is good for relayed requests only.
+    let mut forged = app
+        .post("/api/moderator-keys/consume")
+        .header("origin", &relay.url)
+        .form(&[("key", "x")]);
+    for (name, value) in smuggled {
+        forged = forged.header(name, value);
+    }
+    let forged = forged.send().await.unwrap();
     assert_eq!(
-        error_code(spoofed).await,
-        (403, "relay_mark_invalid".into())
+        error_code(forged).await,
+        (403, "origin_not_allowed".into()),
+        "the relay's Origin on a local connection is a foreign page's"
     );
+
+    // A local consume with the headers is a local one: its cookie is for this server's
+    // paths, not the tunnel's, and the audit says `via: local`.
+    let made = generate(&app, &["scene.edit"]).await;
+    let mut local = app
+        .post("/api/moderator-keys/consume")
+        .form(&[("key", made["key"].as_str().unwrap())]);
+    for (name, value) in smuggled {
+        local = local.header(name, value);
+    }
+    let opened = local.send().await.unwrap();
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/moderator");
+    let (_, attributes) = session_cookie(&opened);
+    assert!(
+        attributes.contains("Path=/;"),
+        "not scoped to the relay's tunnel: {attributes}"
+    );
+    let sessions = app.get_json("/api/moderator-sessions").await;
+    assert_eq!(sessions["sessions"][0]["via"], "local", "{sessions}");
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! Everything Stagehand does lives in the engine and is served by its local HTTP server; the
 //! browser, OBS and the command line reach it there, and so does this window. The shell exists
 //! so that streamers have an app to double-click: it builds the one tokio runtime that Tauri and
-//! the engine share, opens the engine, binds the server, and points a window at it, signed in
+//! the engine share, starts Stagehand the one way the CLI and the tests do (`stagehand_app`),
+//! and points a window at it, signed in
 //! with a one-time login code so the streamer token never appears in a URL (`window`). A tray
 //! icon keeps Stagehand at hand while the window is closed (`tray`), a second launch hands over
 //! to the first, pages elsewhere open in the system browser, and the engine's notices become OS
@@ -20,22 +21,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
-use stagehand_engine::clock::SystemClock;
+use stagehand_app::Running;
 use stagehand_engine::config::{Config, ConfigSources};
-use stagehand_engine::{Engine, logging};
-use stagehand_server::Server;
+use stagehand_engine::logging;
 use tauri::{AppHandle, Manager as _, RunEvent, WindowEvent};
 use tokio::sync::oneshot;
 
 /// How long the server gets to finish in-flight requests once the app is exiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// A running engine with its server bound but not yet serving.
-struct Started {
-    engine: Engine,
-    server: Server,
-    url: String,
-}
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -160,41 +153,30 @@ fn dbus_id(data_dir: &std::path::Path) -> String {
     format!("dev.stagehand.desktop.d{hex}")
 }
 
-/// Opens the engine and binds its server; nothing is served until the window exists.
-async fn start(config: Config) -> anyhow::Result<Started> {
-    let engine = Engine::open(config, Arc::new(SystemClock))
-        .await
-        .context("opening the engine")?;
-    let server = Server::bind_configured(engine.clone())
-        .await
-        .context("starting the local server")?;
-    engine.obs_start();
-    engine.relay_start();
-    let url = server.local_url();
-    Ok(Started {
-        engine,
-        server,
-        url,
-    })
+/// Starts Stagehand the one way the CLI and the tests start it too (`stagehand_app::start`).
+async fn start(config: Config) -> anyhow::Result<Running> {
+    Ok(stagehand_app::start(config, stagehand_app::Options::default()).await?)
 }
 
 /// Opens the main window and the tray and starts serving, or explains in a window why that
 /// is impossible.
 fn open_windows(
     app: &AppHandle,
-    started: anyhow::Result<Started>,
+    started: anyhow::Result<Running>,
     shutdown: oneshot::Receiver<()>,
     stopped: oneshot::Sender<()>,
 ) {
-    let opened = started.and_then(|started| {
-        window::open_main(app, &started.engine, &started.url)?;
-        if let Err(e) = tray::install(app, &started.engine, &started.url) {
+    // A `Running` dropped on the way (the window failed) stops its server.
+    let opened = started.and_then(|running| {
+        let (engine, url) = (running.engine(), running.local_url());
+        window::open_main(app, engine, url)?;
+        if let Err(e) = tray::install(app, engine, url) {
             // The window still works; closing it then quits (see `on_window_event`).
             tracing::warn!(error = format!("{e:#}"), "no tray icon");
         }
-        notify::forward(app, &started.engine);
-        tracing::info!(url = %started.url, "Stagehand is running");
-        tauri::async_runtime::spawn(serve(app.clone(), started.server, shutdown, stopped));
+        notify::forward(app, engine);
+        tracing::info!(url = %url, "Stagehand is running");
+        tauri::async_runtime::spawn(serve(app.clone(), running, shutdown, stopped));
         Ok(())
     });
     if let Err(error) = opened {
@@ -205,14 +187,14 @@ fn open_windows(
 /// Serves until the app exits; if the server stops early, the window says so.
 async fn serve(
     app: AppHandle,
-    server: Server,
+    mut running: Running,
     shutdown: oneshot::Receiver<()>,
     stopped: oneshot::Sender<()>,
 ) {
-    let until_exit = async {
+    running.shutdown_on(async {
         let _ = shutdown.await;
-    };
-    match server.serve(until_exit).await {
+    });
+    match running.stopped().await {
         Ok(()) => tracing::info!("the local server stopped"),
         Err(e) => show_failure(
             &app,

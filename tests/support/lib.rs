@@ -18,12 +18,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use stagehand_app::{Running, StartError};
 use stagehand_engine::clock::{Clock, SystemClock};
 use stagehand_engine::config::{Config, ConfigSources};
 use stagehand_engine::{Engine, EngineError};
-use stagehand_server::Server;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Everything every test process logs, at TRACE level, for leak checks.
 #[derive(Clone, Default)]
@@ -101,8 +99,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 pub fn config_for(dir: &Path, env: &[(String, String)]) -> Result<Config, EngineError> {
@@ -128,28 +125,28 @@ impl TestApp {
         app
     }
 
-    /// Starts on an existing data dir (for restarts).
+    /// Starts on an existing data dir (for restarts), the way the app starts
+    /// (`stagehand_app::start`) on a listener bound to `127.0.0.1:0`.
     pub async fn start_in(dir: &Path, options: Options) -> Result<Self, EngineError> {
         logs();
         let config = config_for(dir, &options.env)?;
-        // OBS tests call engine.obs_start() themselves, after subscribing to its events.
-        let engine = Engine::open(config, options.clock).await?;
-        let server = Server::bind(engine.clone(), "127.0.0.1:0".parse().expect("addr"))
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds 127.0.0.1:0");
-        let addr = server.local_addr();
-        let url = server.local_url();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            if let Err(e) = server
-                .serve(async {
-                    let _ = stopped.await;
-                })
-                .await
-            {
-                panic!("server failed: {e}");
-            }
-        });
+        let start = stagehand_app::Options {
+            clock: options.clock,
+            listener: Some(listener),
+            // OBS and relay tests start the links themselves, after subscribing to events.
+            links: false,
+        };
+        let running = match stagehand_app::start(config, start).await {
+            Ok(running) => running,
+            Err(StartError::Engine(e)) => return Err(e),
+            Err(e) => panic!("the test app starts: {e}"),
+        };
+        let engine = running.engine().clone();
+        let addr = running.addr();
+        let url = running.local_url().to_owned();
         let token = engine
             .secrets()
             .get(stagehand_engine::auth::STREAMER_TOKEN_SECRET)
@@ -169,8 +166,7 @@ impl TestApp {
             client,
             data_dir: dir.to_path_buf(),
             _temp: None,
-            stop: Some(stop),
-            task: Some(task),
+            running,
         })
     }
 
@@ -250,11 +246,8 @@ impl TestApp {
 
     /// Stops the server and waits for it to finish; the data dir stays.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task ends cleanly");
+        if let Err(e) = self.running.stop().await {
+            panic!("server failed: {e}");
         }
     }
 

@@ -5,14 +5,11 @@
 //! so errors are `anyhow` here and typed everywhere below.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use stagehand_engine::clock::SystemClock;
 use stagehand_engine::config::{Config, ConfigSources};
-use stagehand_engine::{Engine, auth, logging, secrets};
-use stagehand_server::Server;
+use stagehand_engine::{auth, logging, secrets};
 
 /// Stagehand: a desktop companion for live streamers.
 #[derive(Debug, Parser)]
@@ -146,16 +143,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let engine = Engine::open(config, Arc::new(SystemClock))
-        .await
-        .context("starting the engine")?;
-    let server = Server::bind_configured(engine.clone()).await?;
-    engine.obs_start();
-    engine.relay_start();
-    let url = server.local_url();
+    let mut running = stagehand_app::start(config, stagehand_app::Options::default()).await?;
+    let engine = running.engine().clone();
+    let url = running.local_url().to_owned();
     let status = engine.status(&url);
     println!("Stagehand {} is running at {url}", status.version);
-    if let Some(lan) = server.lan_url() {
+    if let Some(lan) = running.lan_url() {
         println!("LAN access is on: devices on your network reach it at {lan}");
     }
     println!("Data folder: {}", status.data_dir);
@@ -177,7 +170,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             stagehand_engine::audit::Outcome::Ok,
         ))
         .await?;
-    server.serve(shutdown_signal()).await?;
+    running.shutdown_on(shutdown_signal());
+    running.stopped().await?;
     tracing::info!("stopped");
     println!("Stagehand stopped.");
     Ok(())

@@ -203,7 +203,7 @@ impl Engine {
                 moderator_limits,
                 obs: obs_link,
                 relay: relay_link,
-                relay_door: relay_door::DoorState::new()?,
+                relay_door: relay_door::DoorState::default(),
                 media,
                 speech,
                 webhook_keys: std::sync::RwLock::new(webhook_keys),

@@ -104,8 +104,6 @@ error_codes! {
     OriginRequired = "origin_required",
     /// A device on the LAN asked for something beyond the moderator panel.
     LanNotAllowed = "lan_not_allowed",
-    /// A request claims to come through the relay and does not.
-    RelayMarkInvalid = "relay_mark_invalid",
 
     // Stagehand itself.
     /// Something failed inside; the log has the details.

@@ -1,6 +1,8 @@
-//! Who is calling: the [`Streamer`] extractor, and the sign-in/sign-out routes that trade the
-//! streamer token (or the desktop's one-time code) for an HttpOnly session cookie.
+//! Who is calling: the [`Streamer`] extractor, the moderator session a request carries
+//! ([`moderator`]), and the sign-in/sign-out routes that trade the streamer token (or the
+//! desktop's one-time code) for an HttpOnly session cookie.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -11,6 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use stagehand_engine::audit::{AuditEntry, Outcome};
+use stagehand_engine::moderators::ModeratorSession;
 use stagehand_engine::{EngineError, Secret};
 
 use crate::cookies;
@@ -23,6 +26,20 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/session", post(login))
         .route("/session/logout", post(logout))
+}
+
+/// The live moderator session a request carries, in its cookie or (for the panel's socket) a
+/// `session` query parameter; `None` when it carries none or one that has ended.
+pub(crate) async fn moderator(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<ModeratorSession>, ApiError> {
+    let token = cookies::moderator(headers).or_else(|| query.get("session").map(String::as_str));
+    match token {
+        Some(t) => Ok(state.engine.moderator_session(t).await?),
+        None => Ok(None),
+    }
 }
 
 /// Proof that the caller is the streamer (token header or session cookie).

@@ -42,7 +42,6 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | C::OriginNotAllowed
         | C::OriginRequired
         | C::LanNotAllowed
-        | C::RelayMarkInvalid
         | C::OverlayLimitReached
         | C::OverlayLinkInvalid
         | C::ScopeDenied

@@ -8,6 +8,9 @@
 //!   at all is refused too; API clients that authenticate with the token header are not
 //!   browsers (a page cannot set that header cross-origin without a CORS preflight, which we
 //!   never grant), so they pass.
+//! * Relayed: a request the relay door serves in process ([`crate::relay_door`]) carries
+//!   [`Relayed`] as an extension, which nothing from the network can set; it is held to the
+//!   moderator surface and the relay's own Origin instead of our Host and Origins.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -16,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use std::net::IpAddr;
 
-use stagehand_engine::relay_door::{RELAY_CLIENT_HEADER, RELAY_HEADER, RelayDoor};
+use stagehand_engine::relay_door::RelayDoor;
 use stagehand_protocol::ErrorCode;
 use stagehand_protocol::relay::moderator_surface;
 
@@ -43,8 +46,9 @@ pub fn lan_may_reach(path: &str) -> bool {
     moderator_surface(path) || path == "/healthz"
 }
 
-/// A request the engine replayed from the relay's moderator door (see
-/// [`stagehand_engine::relay_door`]), as the guard established it.
+/// The mark of a request that came through the relay's moderator door: a request extension
+/// that only the in-process door ([`crate::relay_door`]) sets, never anything from the
+/// network.
 #[derive(Debug, Clone)]
 pub struct Relayed {
     /// The relay's origin, the tunnel's path prefix, and whether it is reached over TLS.
@@ -53,34 +57,14 @@ pub struct Relayed {
     pub client: Option<IpAddr>,
 }
 
-/// Checks a request that says it came through the relay: it must come from this machine with
-/// this process's door token, for the moderator surface, from the relay's own Origin. Passed,
-/// it carries [`Relayed`] on to the handlers; refused, it never reaches them.
-async fn relayed(state: &AppState, mut request: Request, next: Next, presented: &str) -> Response {
-    let peer_local = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
-    if !peer_local || !state.engine.relay_door_token_matches(presented) {
-        if state.refusal_log.allow(state.engine.now_ms()) {
-            tracing::warn!(
-                "refused a request with a forged relay mark (further refusals this minute are not logged)"
-            );
-        }
-        return ApiError::new(
-            ErrorCode::RelayMarkInvalid,
-            "this request claims to come through the relay and does not",
-        )
-        .into_response();
-    }
-    let Some(door) = state.engine.relay_door() else {
-        return ApiError::not_found().into_response();
-    };
+/// Holds a relayed request to the moderator surface and to the relay's own Origin (a page on
+/// another site cannot post through the door with a moderator's cookie).
+async fn relayed(request: Request, next: Next, door: &RelayDoor) -> Response {
     if !moderator_surface(request.uri().path()) {
         return ApiError::not_found().into_response();
     }
-    let headers = request.headers();
-    let origin = headers
+    let origin = request
+        .headers()
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or(""));
     if origin.is_some_and(|o| !o.trim_end_matches('/').eq_ignore_ascii_case(&door.origin)) {
@@ -90,11 +74,6 @@ async fn relayed(state: &AppState, mut request: Request, next: Next, presented: 
         )
         .into_response();
     }
-    let client = headers
-        .get(RELAY_CLIENT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<IpAddr>().ok());
-    request.extensions_mut().insert(Relayed { door, client });
     next.run(request).await
 }
 
@@ -117,12 +96,12 @@ pub async fn lan_surface(request: Request, next: Next) -> Response {
 
 /// Refuses requests for foreign Host names and from foreign Origins.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(relayed_by) = request.extensions().get::<Relayed>() {
+        let door = relayed_by.door.clone();
+        return relayed(request, next, &door).await;
+    }
     let allowed = &state.allowed;
     let headers = request.headers();
-    if let Some(mark) = headers.get(RELAY_HEADER) {
-        let mark = mark.to_str().unwrap_or("").to_owned();
-        return relayed(&state, request, next, &mark).await;
-    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !host.is_some_and(|h| allowed.host_ok(h)) {
         if state.refusal_log.allow(state.engine.now_ms()) {

@@ -21,27 +21,31 @@
 //! | `ws` | `/ws/events` |
 //! | `overlays` (+ `overlay_socket`) | `/api/overlays…`, `/o/{id}`, `/overlay-assets/…`, `/ws/overlay/{id}` |
 //! | `scenes` | scenes, alerts, chat and chart test data, live figures |
-//! | `moderators` | `/api/moderator-…`, `/m/{key}`, `/moderator`, `/ws/moderator` |
+//! | `moderators` (+ `moderator_socket`) | `/api/moderator-…`, `/m/{key}`, `/moderator`, `/ws/moderator` |
 //! | `obs` · `accounts` · `webhooks` · `media` · `tts` · `relay` | their `/api/…` routes and public doors |
 //!
 //! Shared pieces: `error` (the [`error::ApiError`] type and the one table from
 //! [`stagehand_protocol::ErrorCode`] to status), `extract` (`FormOrJson`), `cookies` (both
 //! session cookies), `guard` (Host, Origin, LAN and relay checks) and `allowed` (the lists it
 //! checks against), `observe` (metrics and security headers), `state` ([`AppState`]), `serve`
-//! ([`Server`]).
+//! ([`Server`]), `relay_door` (the relay's moderator door served in process by the router,
+//! [`relay_door::RelayDoor`]) and `relayed_socket` (a relayed WebSocket as the socket handler
+//! sees it).
 //!
 //! # Dependency direction
 //!
 //! Imports between modules only point down this list, never back up, so there is no cycle
 //! (check with `grep -n "crate::" src/*.rs`):
 //!
-//! 1. `serve` → `routes`, `state`, `allowed`
+//! 1. `serve` → `routes`, `relay_door`, `state`, `allowed`; `relay_door` → `routes`,
+//!    `relayed_socket`, `guard`, `error`, `state`
 //! 2. `routes` → every capability module, `guard`, `observe`, `error`, `state`
 //! 3. capability modules (`pages`, `auth`, `probes`, `status`, `overlays`, `scenes`,
 //!    `moderators`, `obs`, `accounts`, `webhooks`, `media`, `tts`, `relay`) → the layers below,
 //!    not each other, except: `overlays` → `overlay_socket` (its socket), `moderators` →
-//!    `pages` (the pages' CSP) and `guard` (the `Relayed` mark)
-//! 4. `guard`, `ws`, `overlay_socket`, `observe` → `auth`, `cookies`, `allowed`, `error`,
+//!    `moderator_socket` (its socket), `pages` (the pages' CSP) and `guard` (the `Relayed`
+//!    mark); `moderator_socket` → `auth` (who is asking) and `relayed_socket`
+//! 4. `guard`, `ws`, `overlay_socket`, `relayed_socket`, `observe` → `auth`, `cookies`, `allowed`, `error`,
 //!    `state` (`ws` holds the socket sizing `moderators` and `overlay_socket` use)
 //! 5. `auth` (the `Streamer` extractor) → `cookies`, `extract`, `error`, `state`
 //! 6. `cookies`, `extract` → `error`; `state` → `allowed`; `error` and `allowed` → the engine
@@ -55,6 +59,7 @@ pub mod error;
 mod extract;
 pub mod guard;
 mod media;
+mod moderator_socket;
 mod moderators;
 mod obs;
 mod observe;
@@ -63,6 +68,8 @@ mod overlays;
 mod pages;
 mod probes;
 mod relay;
+pub mod relay_door;
+mod relayed_socket;
 pub mod routes;
 mod scenes;
 mod serve;

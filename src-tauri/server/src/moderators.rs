@@ -1,33 +1,28 @@
 //! Moderator doors: generating links (streamer), opening them (anyone with the key, rate
 //! limited), the panel page and its socket (moderator session), listing and revoking sessions
-//! (streamer). Scopes are enforced by the engine; this only finds out who is asking.
+//! (streamer). Scopes are enforced by the engine; this only finds out who is asking. The
+//! panel's socket is in `moderator_socket`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Deserializer};
 use stagehand_engine::EngineError;
-use stagehand_engine::moderators::{ModeratorAction, ModeratorSession, Via};
-use stagehand_protocol::ErrorCode;
+use stagehand_engine::moderators::Via;
 
-use crate::auth::Streamer;
+use crate::auth::{self, Streamer};
 use crate::cookies::{self, CookieScope};
 use crate::error::ApiError;
 use crate::extract::FormOrJson;
 use crate::guard::Relayed;
+use crate::moderator_socket;
 use crate::pages::PAGE_CSP;
 use crate::state::AppState;
-
-const PING_EVERY: Duration = Duration::from_secs(15);
 
 /// The moderator routes: links, sessions, the panel and its socket.
 pub fn routes() -> Router<AppState> {
@@ -38,7 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/moderator-sessions/{id}", delete(revoke))
         .route("/m/{key}", get(link_page))
         .route("/moderator", get(panel))
-        .route("/ws/moderator", get(socket))
+        .route("/ws/moderator", get(moderator_socket::socket))
 }
 
 /// Body of `POST /api/moderator-keys/generate`, as JSON or a form.
@@ -257,18 +252,6 @@ pub async fn link_page(Path(key): Path<String>, relayed: Option<Extension<Relaye
         .into_response()
 }
 
-async fn moderator_from(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<Option<ModeratorSession>, ApiError> {
-    let token = cookies::moderator(headers).or_else(|| query.get("session").map(String::as_str));
-    match token {
-        Some(t) => Ok(state.engine.moderator_session(t).await?),
-        None => Ok(None),
-    }
-}
-
 /// `GET /moderator` — the panel, for a live moderator session.
 pub async fn panel(
     State(state): State<AppState>,
@@ -277,7 +260,7 @@ pub async fn panel(
 ) -> Result<Response, ApiError> {
     let relayed = relayed.map(|Extension(r)| r);
     let prefix = base(relayed.as_ref()).to_owned();
-    let Some(session) = moderator_from(&state, &headers, &HashMap::new()).await? else {
+    let Some(session) = auth::moderator(&state, &headers, &HashMap::new()).await? else {
         // A cookie that no longer opens anything means access ended (revoked or expired);
         // no cookie at all means the link was never opened here.
         if cookies::moderator(&headers).is_some() {
@@ -330,221 +313,4 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     state.engine.moderator_session_revoke(&id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `WS /ws/moderator?session=...` (or the cookie).
-pub async fn socket(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
-    let max = state.engine.config().security.json_body_limit_bytes;
-    let upgrade = crate::ws::upgrade_sized(upgrade, max)?;
-    let session = moderator_from(&state, &headers, &query)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(ErrorCode::SessionEnded, "this moderator session has ended")
-        })?;
-    Ok(upgrade.on_upgrade(move |socket| run(socket, state, session)))
-}
-
-async fn send_json(
-    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    value: serde_json::Value,
-) -> Result<(), ()> {
-    tx.send(Message::Text(value.to_string().into()))
-        .await
-        .map_err(|_| ())
-}
-
-async fn scene_message(state: &AppState, overlay_id: &str) -> Option<serde_json::Value> {
-    let scene = state.engine.overlays().scene(overlay_id).await.ok()?;
-    Some(serde_json::json!({
-        "type": "scene.full",
-        "overlayId": overlay_id,
-        "version": scene.version,
-        "scene": scene.scene,
-    }))
-}
-
-async fn greet(
-    state: &AppState,
-    session: &ModeratorSession,
-    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-) -> Result<(), ()> {
-    let overlays = state.engine.overlays().list().await.map_err(|_| ())?;
-    let list: Vec<_> = overlays
-        .iter()
-        .map(|o| serde_json::json!({ "overlayId": o.overlay_id, "name": o.name, "width": o.width, "height": o.height }))
-        .collect();
-    send_json(
-        tx,
-        serde_json::json!({
-            "type": "hello",
-            "session": { "label": session.label, "scopes": session.scopes, "expiresAt": session.expires_at },
-            "overlays": list,
-        }),
-    )
-    .await?;
-    if session.may(stagehand_engine::moderators::Scope::SceneEdit) {
-        for o in &overlays {
-            if let Some(message) = scene_message(state, &o.overlay_id).await {
-                send_json(tx, message).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs one action message and builds its `result`.
-async fn act(state: &AppState, session: &ModeratorSession, text: &str) -> serde_json::Value {
-    let mut value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            return serde_json::json!({"type": "result", "ref": null, "ok": false,
-                "error": {"code": "invalid_json", "message": e.to_string()}});
-        }
-    };
-    let reference = value
-        .as_object_mut()
-        .and_then(|m| m.remove("ref"))
-        .unwrap_or(serde_json::Value::Null);
-    let action: ModeratorAction = match serde_json::from_value(value) {
-        Ok(a) => a,
-        Err(e) => {
-            return serde_json::json!({"type": "result", "ref": reference, "ok": false,
-                "error": {"code": "invalid_fields", "message": e.to_string()}});
-        }
-    };
-    // The session may have ended since the socket opened.
-    let live = state
-        .engine
-        .moderator_session_live(&session.id)
-        .await
-        .unwrap_or(false);
-    let outcome = if live {
-        state.engine.moderator_act(session, action).await
-    } else {
-        Err(stagehand_engine::moderators::ModeratorError::SessionEnded.into())
-    };
-    match outcome {
-        Ok(mut result) => {
-            if let Some(map) = result.as_object_mut() {
-                map.insert("type".into(), "result".into());
-                map.insert("ref".into(), reference);
-                map.insert("ok".into(), true.into());
-            }
-            result
-        }
-        Err(e) => {
-            let err = ApiError::from(e);
-            let mut out = serde_json::json!({"type": "result", "ref": reference, "ok": false,
-                "error": {"code": err.code, "message": err.message}});
-            if let Some(current) = err.details.as_ref().and_then(|d| d.get("currentVersion"))
-                && let Some(map) = out.as_object_mut()
-            {
-                map.insert("currentVersion".into(), current.clone());
-            }
-            if let Some(details) = err.details {
-                out["error"]["details"] = details;
-            }
-            out
-        }
-    }
-}
-
-/// Whether the session is still live (store errors count as ended: fail closed).
-async fn live(state: &AppState, session: &ModeratorSession) -> bool {
-    state
-        .engine
-        .moderator_session_live(&session.id)
-        .await
-        .unwrap_or(false)
-}
-
-async fn run(socket: WebSocket, state: AppState, session: ModeratorSession) {
-    let (mut tx, mut rx) = socket.split();
-    let mut events = state.engine.events().subscribe();
-    let mut revoked = state.engine.moderator_revocations();
-    let mut shutdown = state.shutdown.clone();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let left_ms = u64::try_from(session.expires_ms - state.engine.now_ms()).unwrap_or(0);
-    let expiry = tokio::time::sleep(Duration::from_millis(left_ms));
-    tokio::pin!(expiry);
-    let edits = session.may(stagehand_engine::moderators::Scope::SceneEdit);
-    if greet(&state, &session, &mut tx).await.is_err() {
-        return;
-    }
-    let close = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-    };
-    loop {
-        tokio::select! {
-            incoming = rx.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let result = act(&state, &session, &text).await;
-                    if send_json(&mut tx, result).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            event = events.recv() => match event {
-                Ok(event) if edits && event.kind == "scene.updated" => {
-                    // An ended session (revoked, expired by the engine's clock) sees nothing more.
-                    if !live(&state, &session).await {
-                        let _ = tx.send(close(4401, "access ended")).await;
-                        break;
-                    }
-                    let Some(id) = event.data.get("overlayId").and_then(|v| v.as_str()) else { continue };
-                    if let Some(message) = scene_message(&state, id).await
-                        && send_json(&mut tx, message).await.is_err()
-                    {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Missed updates: send every scene again.
-                    if edits && greet(&state, &session, &mut tx).await.is_err() {
-                        break;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            },
-            id = revoked.recv() => {
-                let ours = match &id {
-                    Ok(id) => *id == session.id,
-                    // Missed some revocations: ask the store whether ours was one.
-                    Err(_) => !live(&state, &session).await,
-                };
-                if ours {
-                    let _ = tx.send(close(4401, "access revoked by the streamer")).await;
-                    break;
-                }
-            }
-            () = &mut expiry => {
-                let _ = tx.send(close(4401, "access expired")).await;
-                break;
-            }
-            _ = ping.tick() => {
-                if !live(&state, &session).await {
-                    let _ = tx.send(close(4401, "access ended")).await;
-                    break;
-                }
-                if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    break;
-                }
-            }
-            _ = shutdown.changed() => {
-                let _ = tx.send(close(1001, "Stagehand is shutting down")).await;
-                break;
-            }
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! Binding and serving: [`Server::bind`] picks the address and builds the [`AppState`] (allow
 //! lists, rate limiters, the URLs moderators and OBS are given); [`Server::serve`] runs the
-//! router until shutdown.
+//! router until shutdown; [`Server::relay_door`] serves the relay's moderator door with the
+//! same router, in process.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::allowed::Allowed;
+use crate::relay_door::RelayDoor;
 use crate::routes::router;
 use crate::state::AppState;
 
@@ -96,6 +98,11 @@ impl Server {
                 },
                 reason: e.to_string(),
             })?;
+        Self::from_listener(engine, listener)
+    }
+
+    /// Serves on a listener the caller bound (tests bind `127.0.0.1:0`).
+    pub fn from_listener(engine: Engine, listener: TcpListener) -> Result<Self, ServerError> {
         let local = listener.local_addr()?;
         let config = engine.config();
         let lan: Vec<String> = if !config.server.lan_access {
@@ -108,7 +115,6 @@ impl Server {
         let mut hosts = config.server.allowed_hosts.clone();
         hosts.extend(lan.iter().map(|ip| format!("{ip}:{}", local.port())));
         let local_url = format!("http://127.0.0.1:{}", local.port());
-        engine.relay_door_target(&local_url);
         let moderator_url = lan.first().map_or_else(
             || local_url.clone(),
             |ip| format!("http://{ip}:{}", local.port()),
@@ -149,6 +155,12 @@ impl Server {
     /// `http://127.0.0.1:{port}`.
     pub fn local_url(&self) -> String {
         self.state.local_url.clone()
+    }
+
+    /// What serves the relay's moderator door in process: this server's router, with its
+    /// state (the startup installs it in the engine).
+    pub fn relay_door(&self) -> Arc<RelayDoor> {
+        Arc::new(RelayDoor::new(self.state.clone()))
     }
 
     /// The LAN address moderators use, when LAN access is on and one exists.

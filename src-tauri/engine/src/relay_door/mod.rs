@@ -1,43 +1,39 @@
 //! The engine's end of the relay's moderator door: requests and WebSockets a moderator opened
-//! at `{relay}/t/{tunnel_id}/…` arrive as streams on the relay link, and each is replayed
-//! against this engine's own local server, so every moderator operation is the one the local
-//! and LAN doors use — single-use keys, sessions, scopes, audit — written once.
+//! at `{relay}/t/{tunnel_id}/…` arrive as streams on the relay link, and each is handed to the
+//! door's handler, which the local server installs at startup ([`RelayDoorService`]). The
+//! server answers them with its own router and its own moderator-socket loop, so every
+//! moderator operation is the one the local and LAN doors use — single-use keys, sessions,
+//! scopes, audit — written once, and the engine opens no connection to its own server.
 //!
-//! A replayed request carries [`RELAY_HEADER`] with a random value made at start that only
-//! this process knows; the server sees it, accepts the relay's Origin for that request only,
-//! scopes the session cookie to the relay path and notes `via: relay`. Only the moderator
-//! surface is replayed, and the server checks that again. Each stream has a credit window both
-//! ways (see [`stagehand_protocol::relay`]), so a moderator who stops reading holds up
-//! nothing but their own stream; when the link ends, every stream ends with it.
+//! What a request means (methods, status codes, cookies, origins) is the server's business;
+//! this module keeps to the relay's protocol. Each stream has a credit window both ways (see
+//! [`stagehand_protocol::relay`]), so a moderator who stops reading holds up nothing but their
+//! own stream; when the link ends, every stream ends with it.
 //!
-//! Here: the door's state and the engine's calls about it, the table of open streams, and
-//! what the two replays share. The HTTP replay lives in `http`, the WebSocket replay in
-//! `websocket`.
+//! Here: the door's handler and the engine's calls about the door, the table of open streams
+//! and what they owe the relay. A stream as the handler sees it is in `http` ([`DoorStream`]);
+//! a relayed WebSocket, once accepted, in `websocket` ([`RelayedSocket`]).
 
 mod http;
 mod websocket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::future::BoxFuture;
+use stagehand_protocol::ErrorBody;
 use stagehand_protocol::relay::{
-    CLOSE_TOO_BIG, EngineMessage, HttpRequest, HttpResponse, MAX_LINK_MESSAGE, RelayMessage,
-    STREAM_WINDOW, StreamClose, StreamData, StreamId, TUNNELLED_REQUEST_HEADERS, moderator_prefix,
-    moderator_surface,
+    CLOSE_TOO_BIG, EngineMessage, HttpResponse, MAX_LINK_MESSAGE, RelayMessage, STREAM_WINDOW,
+    StreamClose, StreamData, StreamId, moderator_prefix,
 };
 use tokio::sync::mpsc;
 
-use self::http::http;
-use self::websocket::websocket;
-use crate::{Engine, Secret};
-
-/// The header that marks a request replayed from the relay (its value is the door token).
-pub const RELAY_HEADER: &str = "x-stagehand-relay";
-/// The header with the moderator's address as the relay saw it (believed only with the token).
-pub const RELAY_CLIENT_HEADER: &str = "x-stagehand-relay-client";
+pub use self::http::{BodyError, DoorStream};
+pub use self::websocket::{RelayedSocket, SocketEnded, SocketFrame};
+use crate::Engine;
 
 /// What the server needs to know about the relay door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,63 +46,48 @@ pub struct RelayDoor {
     pub secure: bool,
 }
 
-/// The door's settings, held by the relay link.
-#[derive(Debug)]
+/// What serves the streams of the relay's moderator door: the local server, which answers
+/// them in process as it answers its own connections. The engine names only this; it knows
+/// nothing of routes or HTTP.
+pub trait RelayDoorService: Send + Sync + 'static {
+    /// Serves one stream to its end: answers its request, or accepts its socket and carries
+    /// it until either side closes.
+    fn serve(&self, stream: DoorStream) -> BoxFuture<'static, ()>;
+}
+
+/// The door's handler, once the server has installed one.
+#[derive(Default)]
 pub(crate) struct DoorState {
-    /// Proves a request was replayed by this process.
-    token: Secret,
-    /// The local server's base URL, once it is bound.
-    target: OnceLock<String>,
-    /// The client that replays requests, made on first use.
-    client: OnceLock<Option<reqwest::Client>>,
+    service: RwLock<Option<Arc<dyn RelayDoorService>>>,
+}
+
+impl std::fmt::Debug for DoorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoorState")
+            .field("installed", &self.service().is_some())
+            .finish()
+    }
 }
 
 impl DoorState {
-    pub(crate) fn new() -> Result<Self, crate::random::RandomError> {
-        Ok(Self {
-            token: Secret::new(crate::random::token(32)?),
-            target: OnceLock::new(),
-            client: OnceLock::new(),
-        })
+    fn service(&self) -> Option<Arc<dyn RelayDoorService>> {
+        self.service
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 impl Engine {
-    /// Where the relay door's streams are replayed: the local server's base URL
-    /// (`http://127.0.0.1:{port}`). The server calls this once it is bound.
-    pub fn relay_door_target(&self, local_url: &str) {
-        let _ = self
+    /// Installs what serves the relay door's streams (the startup does, once the server is
+    /// bound). Until then, and without one, the relay is told Stagehand is offline.
+    pub fn relay_door_install(&self, service: Arc<dyn RelayDoorService>) {
+        *self
             .inner
             .relay_door
-            .target
-            .set(local_url.trim_end_matches('/').to_owned());
-    }
-
-    /// The client that replays requests; `None` if it cannot be built (never a default one,
-    /// which would follow proxy settings from the environment and hand them the door mark).
-    fn door_client(&self) -> Option<reqwest::Client> {
-        self.inner
-            .relay_door
-            .client
-            .get_or_init(|| {
-                // Straight to our own loopback server: never through a proxy from the
-                // environment, and redirects go back to the moderator as they are.
-                reqwest::Client::builder()
-                    .no_proxy()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(std::time::Duration::from_secs(5))
-                    .build()
-                    .inspect_err(
-                        |e| tracing::error!(error = %e, "cannot build the relay door's client"),
-                    )
-                    .ok()
-            })
-            .clone()
-    }
-
-    /// Whether `presented` is this process's door token (constant time).
-    pub fn relay_door_token_matches(&self, presented: &str) -> bool {
-        self.inner.relay_door.token.ct_eq(presented.as_bytes())
+            .service
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(service);
     }
 
     /// The relay door, when a relay is configured.
@@ -297,12 +278,8 @@ impl Door {
                 let RelayMessage::HttpRequest(request) = message else {
                     return;
                 };
-                tokio::spawn(serve(
-                    self.engine.clone(),
-                    self.outbound.clone(),
-                    request,
-                    Inbox { rx, owed },
-                ));
+                let stream = DoorStream::new(request, self.outbound.clone(), Inbox { rx, owed });
+                tokio::spawn(serve(self.engine.inner.relay_door.service(), stream));
                 return;
             }
             RelayMessage::Data(m) => (m.stream, u32::try_from(m.byte_len()).unwrap_or(u32::MAX)),
@@ -350,30 +327,12 @@ impl Inbox {
     }
 }
 
-/// One stream's task: replays the request against the local server and carries the answer
-/// back within the relay's credit.
-async fn serve(engine: Engine, out: mpsc::Sender<EngineMessage>, request: HttpRequest, rx: Inbox) {
-    let stream = request.stream;
-    let Some(target) = engine.inner.relay_door.target.get().cloned() else {
-        refuse(
-            &out,
-            stream,
-            503,
-            "streamer_offline",
-            "Stagehand is still starting",
-        )
-        .await;
-        return;
-    };
-    if !moderator_surface(&request.path) {
-        refuse(&out, stream, 404, "not_found", "nothing here").await;
-        return;
-    }
-    let token = engine.inner.relay_door.token.expose().to_owned();
-    if request.websocket {
-        websocket(&out, &target, &token, request, rx).await;
-    } else {
-        http(&engine, &out, &target, &token, request, rx).await;
+/// One stream's task: the installed handler serves it; without one, the relay is told
+/// Stagehand is offline.
+async fn serve(service: Option<Arc<dyn RelayDoorService>>, stream: DoorStream) {
+    match service {
+        Some(service) => service.serve(stream).await,
+        None => stream.offline().await,
     }
 }
 
@@ -384,6 +343,9 @@ async fn send(out: &mpsc::Sender<EngineMessage>, message: EngineMessage) -> bool
 /// Header the relay knows: the streamer's app cannot answer (the relay shows its offline page).
 const OFFLINE_HEADER: &str = "x-stagehand-offline";
 
+/// The door's own answers, before any handler sees the stream: Stagehand is not serving (the
+/// relay then shows its offline page), or the relay opened too many streams. Every other
+/// answer is the handler's.
 async fn refuse(
     out: &mpsc::Sender<EngineMessage>,
     stream: StreamId,
@@ -391,7 +353,13 @@ async fn refuse(
     code: &str,
     message: &str,
 ) {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let body = match serde_json::to_string(&ErrorBody::new(code, message)) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the relay door's answer");
+            return;
+        }
+    };
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if code == "streamer_offline" {
         headers.push((OFFLINE_HEADER.to_owned(), "1".to_owned()));
@@ -416,52 +384,6 @@ async fn refuse(
         )
         .await;
     }
-}
-
-/// The answer when the local server cannot be reached: the relay shows its offline page.
-async fn local_unreachable(out: &mpsc::Sender<EngineMessage>, stream: StreamId) {
-    refuse(
-        out,
-        stream,
-        503,
-        "streamer_offline",
-        "Stagehand's local server is not answering",
-    )
-    .await;
-}
-
-/// The forwarded headers, checked again against the list (the relay is not trusted to filter).
-fn forwarded(headers: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .iter()
-        .filter(|(name, _)| TUNNELLED_REQUEST_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-}
-
-fn local_url(target: &str, request: &HttpRequest) -> String {
-    if request.query.is_empty() {
-        format!("{target}{}", request.path)
-    } else {
-        format!("{target}{}?{}", request.path, request.query)
-    }
-}
-
-/// The response headers passed back: everything but what describes one connection.
-fn response_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
-    const HOP_BY_HOP: &[&str] = &[
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    ];
-    headers
-        .iter()
-        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -503,20 +425,5 @@ mod tests {
         drop(streams);
         assert_eq!(link.load(Ordering::Acquire), 0);
         assert!(one_more.take(1));
-    }
-
-    #[test]
-    fn only_listed_headers_are_replayed() {
-        let headers = vec![
-            ("Cookie".to_owned(), "a=b".to_owned()),
-            ("x-stagehand-relay".to_owned(), "forged".to_owned()),
-            ("authorization".to_owned(), "Bearer x".to_owned()),
-            ("origin".to_owned(), "https://relay.example".to_owned()),
-        ];
-        let kept: Vec<_> = forwarded(&headers).collect();
-        assert_eq!(
-            kept,
-            vec![("Cookie", "a=b"), ("origin", "https://relay.example")]
-        );
     }
 }
