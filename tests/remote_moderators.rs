@@ -666,7 +666,7 @@ async fn sockets_from_other_sites_and_smuggled_headers_get_nothing_and_revoking_
     assert_eq!(
         page.status(),
         200,
-        "the smuggled mark never reached the engine's guard (which would answer 403)"
+        "headers claiming the relay's mark or the streamer's token are ignored: the moderator gets their own page"
     );
 
     // The streamer revokes: the moderator's socket through the relay ends with 4401.

@@ -1,9 +1,10 @@
 //! The Stagehand engine: everything Stagehand does, with no Tauri and no HTTP in it.
 //!
-//! [`Engine::open`] brings up the store, the secret store and the streamer token; the HTTP
-//! server, the desktop shell and the command line all hold an [`Engine`] and call the same
-//! methods on it. Each capability (overlays, moderators, OBS, accounts, webhooks) adds a module
-//! here and methods on `Engine`.
+//! [`Engine::open`] brings up the store, the secret store and the streamer token, and builds
+//! one service per capability from `stagehand_core::Core` (overlays, media, speech, accounts);
+//! the HTTP server, the desktop shell and the command line reach each through its handle
+//! (`engine.overlays().create(..)`). Moderators, OBS, webhooks, the relay link and notices are
+//! still methods on `Engine`, to become services the same way.
 
 pub mod auth;
 pub mod media;
