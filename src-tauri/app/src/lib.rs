@@ -59,6 +59,9 @@ pub struct Running {
     lan_url: Option<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
+    /// The relay door's handler: the engine holds it weakly (it holds the engine), so it lives
+    /// as long as this.
+    _relay_door: Arc<stagehand_server::relay_door::RelayDoor>,
 }
 
 /// Starts Stagehand: the engine, its server (serving at once), the relay door's handler and,
@@ -74,7 +77,8 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
     let addr = server.local_addr();
     let local_url = server.local_url();
     let lan_url = server.lan_url();
-    engine.relay_door_install(server.relay_door());
+    let relay_door = server.relay_door();
+    engine.relay_door_install(relay_door.clone());
     if options.links {
         engine.obs_start();
         engine.relay_start();
@@ -92,6 +96,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         lan_url,
         stop,
         task: Some(task),
+        _relay_door: relay_door,
     })
 }
 

@@ -19,7 +19,7 @@ mod websocket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -58,7 +58,10 @@ pub trait RelayDoorService: Send + Sync + 'static {
 /// The door's handler, once the server has installed one.
 #[derive(Default)]
 pub(crate) struct DoorState {
-    service: RwLock<Option<Arc<dyn RelayDoorService>>>,
+    /// Held weakly: the handler holds the server's state, which holds this engine, so a strong
+    /// reference would be a cycle that keeps a stopped engine and its background tasks (the
+    /// account watchers among them) alive. The startup's `Running` owns the handler.
+    service: RwLock<Option<Weak<dyn RelayDoorService>>>,
 }
 
 impl std::fmt::Debug for DoorState {
@@ -74,20 +77,22 @@ impl DoorState {
         self.service
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .as_ref()
+            .and_then(Weak::upgrade)
     }
 }
 
 impl Engine {
     /// Installs what serves the relay door's streams (the startup does, once the server is
-    /// bound). Until then, and without one, the relay is told Stagehand is offline.
+    /// bound, and keeps it). Until then, and once it is dropped, the relay is told Stagehand
+    /// is offline.
     pub fn relay_door_install(&self, service: Arc<dyn RelayDoorService>) {
         *self
             .inner
             .relay_door
             .service
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(service);
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(&service));
     }
 
     /// The relay door, when a relay is configured.
